@@ -1,0 +1,230 @@
+// Command alfresco-ssh is a web SSH gateway: a browser terminal (xterm.js)
+// talks Socket.IO to this server, which holds the SSH connection. It is a
+// drop-in replacement for the Flask alfresco-ssh server.
+package main
+
+import (
+	"context"
+	"embed"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/alfresco-ssh/alfresco-ssh/server"
+	"github.com/alfresco-ssh/alfresco-ssh/sshbridge"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "2.0.0-dev"
+
+//go:embed templates static
+var assets embed.FS
+
+// shutdownTimeout bounds a graceful stop.
+const shutdownTimeout = 10 * time.Second
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "alfresco-ssh:", err)
+		}
+		os.Exit(2)
+	}
+}
+
+// options are the command-line settings.
+type options struct {
+	host, template, term, trustedProxies string
+	port                                 int
+	debug, version                       bool
+	credentialsTTL, sshTimeout           time.Duration
+	maxCredentials                       int
+	maxBody                              int64
+}
+
+// parseFlags reads the flags; each one can also come from the environment
+// variable ALFRESCO_SSH_<NAME> (upper case, dashes as underscores), which
+// the command line overrides.
+func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*options, error) {
+	var o options
+	fs := flag.NewFlagSet("alfresco-ssh", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.IntVar(&o.port, "port", 5000, "TCP port to listen on")
+	fs.StringVar(&o.host, "host", "localhost", `where to listen: "localhost" (127.0.0.1), "localnetwork" (all interfaces) or an IP address`)
+	fs.BoolVar(&o.debug, "debug", false, "log debug messages")
+	fs.BoolVar(&o.version, "version", false, "print the version and exit")
+	fs.StringVar(&o.template, "template", "", "terminal page template `file` (Jinja-style {{ credentials_uuid }} / {{ create_session_id }})")
+	fs.DurationVar(&o.credentialsTTL, "credentials-ttl", 2*time.Minute, "how long unused credentials are kept")
+	fs.StringVar(&o.term, "term", "xterm-256color", "TERM of the remote PTY")
+	fs.DurationVar(&o.sshTimeout, "ssh-timeout", 10*time.Second, "SSH connect, handshake and login timeout")
+	fs.IntVar(&o.maxCredentials, "max-credentials", 10000, "most credentials waiting to be used")
+	fs.Int64Var(&o.maxBody, "max-body", 64<<10, "largest create-request body in bytes")
+	fs.StringVar(&o.trustedProxies, "trusted-proxies", "", "comma-separated IPs/CIDRs of reverse proxies whose X-Forwarded-* headers are trusted")
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := "ALFRESCO_SSH_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v := getenv(name); v != "" && envErr == nil {
+			if err := fs.Set(f.Name, v); err != nil {
+				envErr = fmt.Errorf("environment %s: %w", name, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return nil, envErr
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return &o, nil
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	o, err := parseFlags(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	if o.version {
+		fmt.Fprintln(stdout, "alfresco-ssh", version)
+		return nil
+	}
+	cfg, addr, err := o.config(getenv)
+	if err != nil {
+		return err
+	}
+	level := slog.LevelInfo
+	if o.debug {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	cfg.Logger = log
+	cfg.SSH.Logger = log
+
+	srv, err := server.New(cfg)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	log.Info("listening", "addr", ln.Addr().String(), "version", version)
+	log.Warn("SSH host keys are accepted without verification; fingerprints are logged")
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	select {
+	case err := <-serveErr:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	err = srv.Shutdown(sctx)
+	if serr := <-serveErr; err == nil {
+		err = serr
+	}
+	return err
+}
+
+// config turns the options into the server configuration and the listen
+// address.
+func (o *options) config(getenv func(string) string) (server.Config, string, error) {
+	cfg := server.Config{
+		Assets:         assets,
+		CredentialsTTL: o.credentialsTTL,
+		MaxCredentials: o.maxCredentials,
+		MaxBodyBytes:   o.maxBody,
+		SSH:            sshbridge.Config{Term: o.term, Timeout: o.sshTimeout},
+	}
+	var host string
+	switch o.host {
+	case "localhost":
+		host = "127.0.0.1"
+	case "localnetwork":
+		host = ""
+	default:
+		ip, err := netip.ParseAddr(o.host)
+		if err != nil {
+			return cfg, "", fmt.Errorf(`--host must be "localhost", "localnetwork" or an IP address, got %q`, o.host)
+		}
+		host = ip.String()
+	}
+	switch {
+	case o.port < 0 || o.port > 65535:
+		return cfg, "", fmt.Errorf("--port must be from 0 to 65535, got %d", o.port)
+	case o.credentialsTTL <= 0, o.sshTimeout <= 0:
+		return cfg, "", errors.New("--credentials-ttl and --ssh-timeout must be positive")
+	case o.maxCredentials <= 0, o.maxBody <= 0:
+		return cfg, "", errors.New("--max-credentials and --max-body must be positive")
+	case o.term == "" || strings.ContainsAny(o.term, " \t\r\n"):
+		return cfg, "", fmt.Errorf("--term must be a terminal name, got %q", o.term)
+	}
+	if o.template != "" {
+		b, err := os.ReadFile(o.template)
+		if err != nil {
+			return cfg, "", fmt.Errorf("--template: %w", err)
+		}
+		cfg.Template = b
+	}
+	for p := range strings.SplitSeq(o.trustedProxies, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		prefix, err := parsePrefix(p)
+		if err != nil {
+			return cfg, "", fmt.Errorf("--trusted-proxies: %w", err)
+		}
+		cfg.TrustedProxies = append(cfg.TrustedProxies, prefix)
+	}
+	if k := getenv("CREDENTIALS_KEY"); k != "" {
+		key, err := parseFernetKey(k)
+		if err != nil {
+			return cfg, "", err
+		}
+		cfg.CredentialsKey = key
+	}
+	return cfg, net.JoinHostPort(host, strconv.Itoa(o.port)), nil
+}
+
+// parsePrefix reads a CIDR or a single address.
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		return p.Masked(), err
+	}
+	ip, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(ip, ip.BitLen()), nil
+}
+
+// parseFernetKey decodes a Fernet key: 32 bytes in URL-safe base64.
+func parseFernetKey(k string) ([]byte, error) {
+	k = strings.TrimSpace(k)
+	key, err := base64.URLEncoding.DecodeString(k)
+	if err != nil {
+		key, err = base64.RawURLEncoding.DecodeString(k)
+	}
+	if err != nil || len(key) != 32 {
+		return nil, errors.New("CREDENTIALS_KEY must be a Fernet key: 32 bytes in URL-safe base64 (44 characters)")
+	}
+	return key, nil
+}

@@ -1,0 +1,251 @@
+package server
+
+import (
+	"errors"
+	"io/fs"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+)
+
+// apiError is the JSON error body of generation 2.
+type apiError struct {
+	Success bool   `json:"success"`
+	Error   string `json:"error"`
+}
+
+func (s *Server) newEcho() (*echo.Echo, error) {
+	static, err := fs.Sub(s.cfg.Assets, "static")
+	if err != nil {
+		return nil, err
+	}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.handleError
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
+		DisablePrintStack: true,
+		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+			s.log.Error("panic in handler", "path", c.Path(), "err", err, "stack", string(stack))
+			return err
+		},
+	}))
+
+	e.POST("/create-credentials", s.createCredentials, s.limitBody)
+	e.POST("/create-session", s.createSession, s.limitBody)
+	// Without these, GET /create-session would be taken for a generation-1
+	// page id.
+	others := []string{http.MethodGet, http.MethodHead, http.MethodPut, http.MethodPatch, http.MethodDelete}
+	e.Match(others, "/create-credentials", postOnly)
+	e.Match(others, "/create-session", postOnly)
+	e.GET("/", s.terminalPage)
+	e.GET("/:id", s.terminalPageGen1)
+	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
+	e.GET("/static/*", echo.WrapHandler(http.StripPrefix("/static/", staticHandler(static))))
+	e.Any("/socket.io/*", echo.WrapHandler(s.io.ServeHandler(nil)))
+	return e, nil
+}
+
+func postOnly(c echo.Context) error {
+	c.Response().Header().Set("Allow", http.MethodPost)
+	return echo.ErrMethodNotAllowed
+}
+
+func staticHandler(static fs.FS) http.Handler {
+	files := http.FileServerFS(static)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/") || r.URL.Path == "" {
+			http.NotFound(w, r) // no directory listings
+			return
+		}
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		files.ServeHTTP(w, r)
+	})
+}
+
+// handleError answers every error Echo or a handler returns with a JSON body.
+func (s *Server) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	status, msg := http.StatusInternalServerError, "Internal server error"
+	var he *echo.HTTPError
+	var re *requestError
+	switch {
+	case errors.As(err, &re):
+		status, msg = re.status, re.msg
+	case errors.As(err, &he):
+		status = he.Code
+		if m, ok := he.Message.(string); ok && status < 500 {
+			msg = m
+		} else {
+			msg = http.StatusText(status)
+		}
+	}
+	if status == http.StatusInternalServerError {
+		s.log.Error("request failed", "method", c.Request().Method, "path", c.Path(), "err", err)
+	}
+	var body any = apiError{Error: msg}
+	if c.Path() == "/create-session" || c.Path() == "/:id" {
+		body = map[string]string{"error": msg} // generation 1 shape
+	}
+	if c.Request().Method == http.MethodHead {
+		c.NoContent(status)
+		return
+	}
+	c.JSON(status, body)
+}
+
+// limitBody caps the request body; a larger body is a 413.
+func (s *Server) limitBody(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		if r.ContentLength > s.cfg.MaxBodyBytes {
+			return errTooLarge
+		}
+		r.Body = http.MaxBytesReader(c.Response(), r.Body, s.cfg.MaxBodyBytes)
+		return next(c)
+	}
+}
+
+// storeRequest parses and stores the credentials of a create request.
+func (s *Server) storeRequest(c echo.Context) (string, error) {
+	target, err := parseCredentialRequest(c.Request())
+	if err != nil {
+		return "", err
+	}
+	id, err := s.store.Put(target)
+	clear(target.PrivateKey)
+	if errors.Is(err, ErrStoreFull) {
+		s.log.Warn("credential store full", "max", s.cfg.MaxCredentials)
+		return "", &requestError{http.StatusServiceUnavailable, "Too many pending sessions, try again later"}
+	}
+	if err != nil {
+		return "", err
+	}
+	s.log.Info("credentials stored", "id", shortID(id), "host", target.Host, "port", target.Port,
+		"user", target.User, "auth", authKind(target.PrivateKey), "client", s.clientIP(c.Request()))
+	return id, nil
+}
+
+// createCredentials is POST /create-credentials (generation 2).
+func (s *Server) createCredentials(c echo.Context) error {
+	id, err := s.storeRequest(c)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{
+		"success":         true,
+		"connection_uuid": id,
+		"url":             s.baseURL(c.Request()) + "/?connection=" + id,
+	})
+}
+
+// createSession is POST /create-session (generation 1): errors are 400
+// with {"error": ...}, as that generation answered.
+func (s *Server) createSession(c echo.Context) error {
+	id, err := s.storeRequest(c)
+	var re *requestError
+	if errors.As(err, &re) && re.status == http.StatusUnsupportedMediaType {
+		return &requestError{http.StatusBadRequest, re.msg}
+	}
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]string{
+		"create_session_id": id,
+		"url":               s.baseURL(c.Request()) + "/" + id,
+	})
+}
+
+// terminalPage is GET /?connection=<id> (generation 2).
+func (s *Server) terminalPage(c echo.Context) error {
+	return s.renderPage(c, c.QueryParam("connection"))
+}
+
+// terminalPageGen1 is GET /<id> (generation 1).
+func (s *Server) terminalPageGen1(c echo.Context) error {
+	return s.renderPage(c, c.Param("id"))
+}
+
+// renderPage shows the terminal page without consuming the credentials, so
+// that a reload before the terminal starts still works.
+func (s *Server) renderPage(c echo.Context, id string) error {
+	if !s.store.Has(id) {
+		return &requestError{http.StatusNotFound, "Could not find stored credentials with ID " + truncate(id, 64)}
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	c.Response().Header().Set("Referrer-Policy", "no-referrer")
+	return c.HTMLBlob(http.StatusOK, s.page.render(id))
+}
+
+// baseURL is the scheme and host the client used. Forwarded headers count
+// only from a trusted proxy.
+func (s *Server) baseURL(r *http.Request) string {
+	scheme, host := "http", r.Host
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	if s.fromTrustedProxy(r) {
+		if p := firstHeaderValue(r, "X-Forwarded-Proto"); p == "http" || p == "https" {
+			scheme = p
+		}
+		if h := firstHeaderValue(r, "X-Forwarded-Host"); h != "" && validHost(strings.ReplaceAll(h, ":", "")) {
+			host = h
+		}
+	}
+	return scheme + "://" + host
+}
+
+func firstHeaderValue(r *http.Request, name string) string {
+	v, _, _ := strings.Cut(r.Header.Get(name), ",")
+	return strings.TrimSpace(v)
+}
+
+func (s *Server) fromTrustedProxy(r *http.Request) bool {
+	addr, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	ip := addr.Addr().Unmap()
+	for _, p := range s.cfg.TrustedProxies {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// clientIP is the address of the client, for logs.
+func (s *Server) clientIP(r *http.Request) string {
+	if s.fromTrustedProxy(r) {
+		if f := firstHeaderValue(r, "X-Forwarded-For"); f != "" {
+			return f
+		}
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func authKind(key []byte) string {
+	if len(key) > 0 {
+		return "key"
+	}
+	return "password"
+}
+
+// shortID is the part of a credentials id that may appear in logs.
+func shortID(id string) string { return truncate(id, 8) }
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}

@@ -1,0 +1,235 @@
+// Package server is the gateway's web side: the Echo application with the
+// HTTP endpoints of both protocol generations, the terminal page, the
+// Socket.IO namespace /ssh that drives terminals, and the credential store.
+//
+// Concurrency: a Server is safe for concurrent use. Each Socket.IO socket
+// owns at most one terminal; a terminal's SSH session runs on one goroutine
+// (plus one draining standard error) that ends when the shell ends, the
+// client goes away, or Shutdown is called. Shutdown waits for all of them.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/alfresco-ssh/alfresco-ssh/sshbridge"
+	"github.com/labstack/echo/v4"
+	"github.com/zishang520/socket.io/servers/socket/v3"
+)
+
+// Config configures a Server. Zero values take the defaults noted.
+type Config struct {
+	// Assets holds templates/index.html and static/.
+	Assets fs.FS
+	// Template, when set, replaces templates/index.html (a page written for
+	// the Flask server works as is).
+	Template []byte
+	// SSH configures outgoing connections.
+	SSH sshbridge.Config
+	// CredentialsKey is the secret that seals stored credentials; nil
+	// means a random key for this process.
+	CredentialsKey []byte
+	// CredentialsTTL is how long unused credentials live (default 2m).
+	CredentialsTTL time.Duration
+	// MaxCredentials bounds pending credentials (default 10,000).
+	MaxCredentials int
+	// MaxBodyBytes bounds create-request bodies (default 64 KiB).
+	MaxBodyBytes int64
+	// MaxMessageBytes bounds one Socket.IO message, so one paste (default
+	// 8 MiB).
+	MaxMessageBytes int64
+	// PingInterval and PingTimeout detect vanished browsers (defaults 10s
+	// and 10s).
+	PingInterval, PingTimeout time.Duration
+	// TrustedProxies are the addresses whose X-Forwarded-Proto and
+	// X-Forwarded-Host headers are believed.
+	TrustedProxies []netip.Prefix
+	// Logger receives the server's logs; nil discards them.
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.CredentialsTTL <= 0 {
+		c.CredentialsTTL = 2 * time.Minute
+	}
+	if c.MaxCredentials <= 0 {
+		c.MaxCredentials = 10000
+	}
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = 64 << 10
+	}
+	if c.MaxMessageBytes <= 0 {
+		c.MaxMessageBytes = 8 << 20
+	}
+	if c.PingInterval <= 0 {
+		c.PingInterval = 10 * time.Second
+	}
+	if c.PingTimeout <= 0 {
+		c.PingTimeout = 10 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.SSH.Logger == nil {
+		c.SSH.Logger = c.Logger
+	}
+}
+
+// Server is the gateway.
+type Server struct {
+	cfg   Config
+	log   *slog.Logger
+	store *Store
+	page  page
+	echo  *echo.Echo
+	io    *socket.Server
+	http  *http.Server
+
+	mu        sync.Mutex
+	closing   bool
+	terminals map[*terminal]struct{}
+	running   sync.WaitGroup // terminal session goroutines
+}
+
+// New builds a Server from cfg.
+func New(cfg Config) (*Server, error) {
+	cfg.setDefaults()
+	tmpl := cfg.Template
+	if tmpl == nil {
+		var err error
+		if tmpl, err = fs.ReadFile(cfg.Assets, "templates/index.html"); err != nil {
+			return nil, fmt.Errorf("server: read page template: %w", err)
+		}
+	}
+	pg, unknown := parsePage(string(tmpl))
+	if len(unknown) > 0 {
+		cfg.Logger.Warn("page template has expressions that render empty", "expressions", unknown)
+	}
+	store, err := NewStore(cfg.CredentialsKey, cfg.CredentialsTTL, cfg.MaxCredentials)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:       cfg,
+		log:       cfg.Logger,
+		store:     store,
+		page:      pg,
+		terminals: make(map[*terminal]struct{}),
+	}
+	s.io = s.newSocketIO()
+	if s.echo, err = s.newEcho(); err != nil {
+		return nil, err
+	}
+	s.http = &http.Server{
+		Handler:           s.echo,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
+	}
+	return s, nil
+}
+
+// Handler returns the HTTP handler of the whole gateway.
+func (s *Server) Handler() http.Handler { return s.echo }
+
+// Serve serves HTTP on ln until Shutdown. It returns nil after a clean
+// shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	err := s.http.Serve(ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops the gateway in order: refuse new Socket.IO connections,
+// tell every live terminal why and close its SSH session, wait for the
+// sessions and for the browsers to leave (up to ctx's deadline), then close
+// Socket.IO and the HTTP server.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	terms := make([]*terminal, 0, len(s.terminals))
+	for t := range s.terminals {
+		terms = append(terms, t)
+	}
+	s.mu.Unlock()
+
+	for _, t := range terms {
+		t.stop(errShutdown)
+	}
+	done := make(chan struct{})
+	go func() {
+		s.running.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	// Give browsers a moment to act on the DISCONNECT so they do not
+	// reconnect in a storm; then close what is left.
+	wait := time.NewTicker(10 * time.Millisecond)
+	defer wait.Stop()
+	deadline := time.After(2 * time.Second)
+waitClients:
+	for s.io.Engine().ClientsCount() > 0 {
+		select {
+		case <-wait.C:
+		case <-deadline:
+			break waitClients
+		case <-ctx.Done():
+			break waitClients
+		}
+	}
+	closed := make(chan struct{})
+	s.io.Close(func(error) { close(closed) })
+	<-closed
+	s.store.Close()
+	return s.http.Shutdown(ctx)
+}
+
+// track registers a terminal for Shutdown; it reports false when the
+// server is shutting down.
+func (s *Server) track(t *terminal) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.terminals[t] = struct{}{}
+	return true
+}
+
+func (s *Server) untrack(t *terminal) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.terminals, t)
+}
+
+// beginSession counts a starting SSH session for Shutdown to wait on; it
+// reports false when the server is shutting down. The caller calls
+// s.running.Done when the session has ended.
+func (s *Server) beginSession() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.running.Add(1)
+	return true
+}
+
+func (s *Server) isClosing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
+}

@@ -1,0 +1,368 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/alfresco-ssh/alfresco-ssh/sshbridge"
+	"github.com/zishang520/socket.io/servers/engine/v3/transports"
+	"github.com/zishang520/socket.io/servers/socket/v3"
+	"github.com/zishang520/socket.io/v3/pkg/types"
+)
+
+const namespace = "/ssh"
+
+// Reasons a terminal ends, besides the remote shell ending.
+var (
+	errClientGone = errors.New("client disconnected")
+	errInactive   = errors.New("closed for inactivity")
+	errShutdown   = errors.New("server shutting down")
+	errNoSession  = errors.New("credentials unknown, expired or already used")
+)
+
+// backstopDelay is how long a socket that was told to disconnect may keep
+// its connection before the server closes it.
+const backstopDelay = 2 * time.Second
+
+func (s *Server) newSocketIO() *socket.Server {
+	opts := socket.DefaultServerOptions()
+	opts.SetServeClient(false)
+	opts.SetPingInterval(s.cfg.PingInterval)
+	opts.SetPingTimeout(s.cfg.PingTimeout)
+	opts.SetMaxHttpBufferSize(s.cfg.MaxMessageBytes)
+	opts.SetAllowRequest(func(*types.HttpContext) error {
+		if s.isClosing() {
+			return errShutdown
+		}
+		return nil
+	})
+	io := socket.NewServer(nil, opts)
+	io.Of(namespace, nil).On("connection", func(args ...any) {
+		if sock, ok := args[0].(*socket.Socket); ok {
+			s.attach(sock)
+		}
+	})
+	return io
+}
+
+// terminal is the state of one Socket.IO socket of the /ssh namespace: at
+// most one SSH session, started by start-session.
+type terminal struct {
+	srv  *Server
+	sock *socket.Socket
+	log  *slog.Logger
+	// gate holds a token while an output message is on its way to the
+	// browser; the engine's send callback takes it back. Output that
+	// arrives meanwhile waits in the SSH channel and goes out coalesced.
+	gate chan struct{}
+
+	mu      sync.Mutex
+	size    sshbridge.WindowSize
+	started bool
+	ended   bool
+	sess    *sshbridge.Session
+	cancel  context.CancelCauseFunc // set once started
+}
+
+// attach wires a new socket. Every handler is registered here,
+// synchronously, so no early event is lost.
+func (s *Server) attach(sock *socket.Socket) {
+	t := &terminal{
+		srv:  s,
+		sock: sock,
+		log:  s.log.With("socket", string(sock.Id()), "client", sock.Handshake().Address),
+		gate: make(chan struct{}, 1),
+		size: sshbridge.DefaultWindowSize,
+	}
+	if !s.track(t) {
+		t.finish(errShutdown)
+		return
+	}
+	sock.On("start-session", t.onStart)
+	sock.On("ssh-input", t.onInput)
+	sock.On("resize", t.onResize)
+	sock.On("timeout", func(...any) { t.stop(errInactive) })
+	sock.On("disconnect", func(...any) { t.stop(errClientGone) })
+	// The engine connection can close without a disconnect event reaching
+	// the socket; end the session then too.
+	conn := sock.Conn()
+	conn.Once("close", func(...any) { t.stop(errClientGone) })
+	// An upgrade swaps transports; never let a send callback lost in the
+	// swap stall the output.
+	conn.On("upgrade", func(...any) { t.release() })
+	t.log.Debug("socket connected")
+}
+
+func (t *terminal) onStart(args ...any) {
+	id, err := decodeStart(args)
+	if err != nil {
+		t.log.Debug("rejected start-session", "err", err)
+		return
+	}
+	t.mu.Lock()
+	if t.started || t.ended {
+		t.mu.Unlock()
+		t.log.Debug("ignored second start-session")
+		return
+	}
+	t.started = true
+	ctx, cancel := context.WithCancelCause(context.Background())
+	t.cancel = cancel
+	size := t.size
+	t.mu.Unlock()
+
+	if !t.srv.beginSession() {
+		t.finish(errShutdown)
+		return
+	}
+	target, err := t.srv.store.Take(id)
+	if err != nil {
+		t.log.Info("start-session with unknown credentials", "id", shortID(id))
+		t.srv.running.Done()
+		t.finish(errNoSession)
+		return
+	}
+	log := t.log.With("id", shortID(id), "host", target.Host, "port", target.Port, "user", target.User)
+	go func() {
+		defer t.srv.running.Done()
+		t.finish(t.run(ctx, log, target, size))
+	}()
+}
+
+// run opens the SSH session and streams its output until it ends. It
+// returns why it ended.
+func (t *terminal) run(ctx context.Context, log *slog.Logger, target sshbridge.Target, size sshbridge.WindowSize) error {
+	sess, err := sshbridge.Dial(ctx, t.srv.cfg.SSH, target, size)
+	clear(target.PrivateKey)
+	if err != nil {
+		if cause := context.Cause(ctx); cause != nil {
+			return cause
+		}
+		log.Info("ssh connection failed", "err", err)
+		return err
+	}
+	defer sess.Close()
+	stop := context.AfterFunc(ctx, func() { sess.Close() })
+	defer stop()
+
+	t.mu.Lock()
+	t.sess = sess
+	resize := t.size != size
+	size = t.size
+	t.mu.Unlock()
+	if resize {
+		sess.Resize(size)
+	}
+	log.Info("terminal session started")
+	t.emit("connection-ready", map[string]bool{"ready": true})
+
+	var wg sync.WaitGroup
+	wg.Go(func() { t.pump(ctx, sess.Stderr()) })
+	err = t.pump(ctx, sess)
+	sess.Close()
+	wg.Wait()
+	if cause := context.Cause(ctx); cause != nil {
+		return cause
+	}
+	return err
+}
+
+// pump sends what r yields as ssh-output until r ends. The read buffer
+// grows while the remote floods and shrinks back when it idles, so an idle
+// session holds little memory.
+func (t *terminal) pump(ctx context.Context, r io.Reader) error {
+	const minBuf, maxBuf = 4 << 10, 256 << 10
+	var text utf8Stream
+	buf := make([]byte, minBuf)
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			if out := text.decode(buf[:n]); out != "" {
+				if err := t.sendOutput(ctx, out); err != nil {
+					return err
+				}
+			}
+		}
+		if err != nil {
+			if out := text.flush(); out != "" {
+				t.sendOutput(ctx, out)
+			}
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		switch {
+		case n == len(buf) && len(buf) < maxBuf:
+			buf = make([]byte, 2*len(buf))
+		case n < minBuf/2 && len(buf) > minBuf:
+			buf = make([]byte, minBuf)
+		}
+	}
+}
+
+// sendOutput emits one ssh-output message once the previous one has been
+// written to the browser's transport.
+func (t *terminal) sendOutput(ctx context.Context, text string) error {
+	select {
+	case t.gate <- struct{}{}:
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+	msg, err := encodeEvent("ssh-output", struct {
+		Output string `json:"output"`
+	}{text})
+	if err != nil {
+		t.release()
+		return err
+	}
+	t.sock.Conn().Write(msg, nil, func(transports.Transport) { t.release() })
+	return nil
+}
+
+func (t *terminal) release() {
+	select {
+	case <-t.gate:
+	default:
+	}
+}
+
+// emit sends a small event through the socket.
+func (t *terminal) emit(event string, v any) {
+	if err := t.sock.Emit(event, v); err != nil {
+		t.log.Debug("emit failed", "event", event, "err", err)
+	}
+}
+
+// encodeEvent encodes a Socket.IO EVENT packet of the namespace.
+func encodeEvent(event string, v any) (types.BufferInterface, error) {
+	var b bytes.Buffer
+	b.WriteString("2" + namespace + ",")
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode([]any{event, v}); err != nil {
+		return nil, fmt.Errorf("server: encode %s: %w", event, err)
+	}
+	b.Truncate(b.Len() - 1) // Encode's newline
+	return types.NewStringBuffer(b.Bytes()), nil
+}
+
+func (t *terminal) onInput(args ...any) {
+	input, err := decodeInput(args)
+	if err != nil {
+		t.log.Debug("rejected ssh-input", "err", err)
+		return
+	}
+	t.mu.Lock()
+	sess := t.sess
+	t.mu.Unlock()
+	if sess == nil {
+		t.log.Debug("dropped ssh-input before the shell is ready")
+		return
+	}
+	// Blocks while the remote does not read: this socket's later events
+	// wait, other sockets do not.
+	if _, err := io.WriteString(sess, input); err != nil {
+		t.log.Debug("write to shell failed", "err", err)
+	}
+}
+
+func (t *terminal) onResize(args ...any) {
+	size, err := decodeResize(args)
+	if err != nil {
+		t.log.Debug("rejected resize", "err", err)
+		return
+	}
+	t.mu.Lock()
+	t.size = size
+	sess := t.sess
+	t.mu.Unlock()
+	if sess != nil {
+		if err := sess.Resize(size); err != nil {
+			t.log.Debug("resize failed", "err", err)
+		}
+	}
+}
+
+// stop ends the terminal for reason: a running session is cancelled and
+// its goroutine reports the ending; otherwise the terminal ends here. Safe
+// to call any number of times, from any goroutine.
+func (t *terminal) stop(reason error) {
+	t.mu.Lock()
+	cancel := t.cancel
+	t.mu.Unlock()
+	if cancel != nil {
+		cancel(reason)
+		return
+	}
+	t.finish(reason)
+}
+
+// finish tells the browser why the terminal ended (the red closing
+// message), disconnects the socket, and forgets the terminal. Only the
+// first call does anything.
+func (t *terminal) finish(reason error) {
+	t.mu.Lock()
+	if t.ended {
+		t.mu.Unlock()
+		return
+	}
+	t.ended = true
+	cancel := t.cancel
+	t.mu.Unlock()
+	t.srv.untrack(t)
+	if cancel != nil {
+		cancel(reason)
+	}
+	t.log.Info("terminal ended", "reason", reason)
+	if errors.Is(reason, errClientGone) {
+		return
+	}
+	t.emit("ssh-output", map[string]any{
+		"output":  "\r\n\x1b[91m" + closingText(reason) + "\x1b[0m\r\n",
+		"timeout": errors.Is(reason, errInactive),
+	})
+	t.sock.Disconnect(false)
+	conn := t.sock.Conn()
+	time.AfterFunc(backstopDelay, func() { conn.Close(false) })
+}
+
+// closingText is the user's explanation of why the terminal ended.
+func closingText(reason error) string {
+	switch {
+	case reason == nil:
+		return "Connection closed."
+	case errors.Is(reason, errInactive):
+		return "Session closed after a period of inactivity."
+	case errors.Is(reason, errShutdown):
+		return "The gateway is shutting down. Connection closed."
+	case errors.Is(reason, errNoSession):
+		return "Could not start the session: the credentials are unknown, expired or already used."
+	case errors.Is(reason, sshbridge.ErrAuth):
+		return "Connection failed: authentication failed."
+	case errors.Is(reason, sshbridge.ErrRefused):
+		return "Connection failed: connection refused."
+	case errors.Is(reason, sshbridge.ErrHostNotFound):
+		return "Connection failed: host not found."
+	case errors.Is(reason, sshbridge.ErrUnreachable):
+		return "Connection failed: host unreachable."
+	case errors.Is(reason, sshbridge.ErrTimeout):
+		return "Connection failed: timed out."
+	case errors.Is(reason, sshbridge.ErrHostKey):
+		return "Connection failed: the host key was rejected."
+	case errors.Is(reason, sshbridge.ErrBadKey), errors.Is(reason, sshbridge.ErrKeyEncrypted):
+		return "Connection failed: the private key could not be used."
+	case errors.Is(reason, sshbridge.ErrHandshake):
+		return "Connection failed: SSH handshake failed."
+	case errors.Is(reason, sshbridge.ErrSession):
+		return "Connection failed: the remote host refused to start a shell."
+	}
+	return "Connection closed: the connection to the remote host was lost."
+}

@@ -1,0 +1,191 @@
+package sshbridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// Config holds the settings shared by every session.
+type Config struct {
+	// Term is the TERM value requested for the PTY, e.g. "xterm-256color".
+	Term string
+	// Timeout bounds TCP connect, SSH handshake, authentication and shell
+	// start together.
+	Timeout time.Duration
+	// HostKeyCallback verifies the server's host key. Nil accepts any key and
+	// logs its SHA256 fingerprint (the behaviour of the server we replace).
+	HostKeyCallback ssh.HostKeyCallback
+	// Logger receives connection events; nil discards them.
+	Logger *slog.Logger
+	// Dialer opens the TCP connection; nil uses a net.Dialer.
+	Dialer interface {
+		DialContext(ctx context.Context, network, addr string) (net.Conn, error)
+	}
+}
+
+// WindowSize is a terminal size in character cells.
+type WindowSize struct {
+	Rows, Cols int
+}
+
+// DefaultWindowSize is used when the client has not told its size yet.
+var DefaultWindowSize = WindowSize{Rows: 24, Cols: 80}
+
+// Dial connects to the target, authenticates, and starts an interactive
+// shell on a PTY of the given size. The returned error wraps one of the
+// package's Err values and never contains secrets.
+func Dial(ctx context.Context, cfg Config, t Target, size WindowSize) (*Session, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	addr := t.Addr()
+	auth, err := authMethods(t)
+	if err != nil {
+		return nil, err
+	}
+	hostKey := cfg.HostKeyCallback
+	if hostKey == nil {
+		hostKey = acceptAnyHostKey(log)
+	}
+	if cfg.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, cfg.Timeout)
+		defer cancel()
+	}
+	var dialer = cfg.Dialer
+	if dialer == nil {
+		dialer = &net.Dialer{}
+	}
+	conn, err := dialer.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("sshbridge: dial %s: %w", addr, classifyNetErr(ctx, err))
+	}
+	// Until the shell runs, cancelling ctx (or its deadline) closes the
+	// connection, which aborts whatever step is blocked on it.
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	s, err := start(conn, addr, &ssh.ClientConfig{
+		User:            t.User,
+		Auth:            auth,
+		HostKeyCallback: hostKey,
+	}, cfg.Term, size)
+	if !stop() {
+		if s != nil {
+			s.Close()
+		}
+		return nil, fmt.Errorf("sshbridge: connect %s: %w", addr, classifyNetErr(ctx, context.Cause(ctx)))
+	}
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("sshbridge: connect %s: %w", addr, err)
+	}
+	log.Debug("ssh shell started", "addr", addr)
+	return s, nil
+}
+
+// start runs the SSH handshake on conn and opens the shell.
+func start(conn net.Conn, addr string, cc *ssh.ClientConfig, term string, size WindowSize) (*Session, error) {
+	c, chans, reqs, err := ssh.NewClientConn(conn, addr, cc)
+	if err != nil {
+		return nil, classifyHandshakeErr(err)
+	}
+	client := ssh.NewClient(c, chans, reqs)
+	s, err := newSession(client, term, size)
+	if err != nil {
+		client.Close()
+		return nil, fmt.Errorf("%w: %w", ErrSession, err)
+	}
+	return s, nil
+}
+
+func authMethods(t Target) ([]ssh.AuthMethod, error) {
+	if len(t.PrivateKey) > 0 {
+		signer, err := ParsePrivateKey(t.PrivateKey)
+		if err != nil {
+			return nil, err
+		}
+		return []ssh.AuthMethod{ssh.PublicKeys(signer)}, nil
+	}
+	password := t.Password
+	return []ssh.AuthMethod{
+		ssh.Password(password),
+		// PAM servers often offer only keyboard-interactive: answer its
+		// hidden prompts with the password, once.
+		ssh.KeyboardInteractive(answerOnce(password)),
+	}, nil
+}
+
+// answerOnce answers a keyboard-interactive round: hidden prompts get the
+// password, visible ones an empty line. A second round with prompts means
+// the password was refused, so it gives up instead of looping.
+func answerOnce(password string) ssh.KeyboardInteractiveChallenge {
+	answered := false
+	return func(_, _ string, questions []string, echos []bool) ([]string, error) {
+		if len(questions) == 0 {
+			return nil, nil
+		}
+		if answered {
+			return nil, ErrAuth
+		}
+		answered = true
+		answers := make([]string, len(questions))
+		for i := range questions {
+			if i < len(echos) && !echos[i] {
+				answers[i] = password
+			}
+		}
+		return answers, nil
+	}
+}
+
+func acceptAnyHostKey(log *slog.Logger) ssh.HostKeyCallback {
+	return func(hostname string, remote net.Addr, key ssh.PublicKey) error {
+		log.Info("accepted host key without verification",
+			"host", hostname, "type", key.Type(), "fingerprint", ssh.FingerprintSHA256(key))
+		return nil
+	}
+}
+
+func classifyNetErr(ctx context.Context, err error) error {
+	var dnsErr *net.DNSError
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return ErrTimeout
+	case errors.Is(err, context.Canceled):
+		return err
+	case errors.As(err, &dnsErr):
+		if dnsErr.IsTimeout {
+			return ErrTimeout
+		}
+		return ErrHostNotFound
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return ErrRefused
+	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH),
+		errors.Is(err, syscall.EADDRNOTAVAIL):
+		return ErrUnreachable
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return ErrTimeout
+	}
+	return fmt.Errorf("%w: %w", ErrUnreachable, err)
+}
+
+func classifyHandshakeErr(err error) error {
+	msg := err.Error()
+	switch {
+	case errors.Is(err, ErrHostKey):
+		return err
+	case strings.Contains(msg, "unable to authenticate"), errors.Is(err, ErrAuth):
+		return ErrAuth
+	}
+	return fmt.Errorf("%w: %w", ErrHandshake, err)
+}

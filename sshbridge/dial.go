@@ -81,7 +81,7 @@ func Dial(ctx context.Context, cfg Config, t Target, size WindowSize) (*Session,
 		if s != nil {
 			s.Close()
 		}
-		return nil, fmt.Errorf("sshbridge: connect %s: %w", addr, classifyNetErr(ctx, context.Cause(ctx)))
+		return nil, fmt.Errorf("sshbridge: connect %s: %w", addr, classifyNetErr(ctx, ctx.Err()))
 	}
 	if err != nil {
 		conn.Close()

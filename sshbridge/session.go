@@ -76,7 +76,9 @@ func (s *Session) Resize(size WindowSize) error {
 func (s *Session) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
-		s.sess.Close()
+		// Closing the connection ends the channel too. Closing the channel
+		// first would send a message, which blocks while the network is
+		// stalled or a Write holds the connection, so Close would hang.
 		err = s.client.Close()
 	})
 	return err

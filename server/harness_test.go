@@ -1,0 +1,328 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/alfresco-ssh/alfresco-ssh/internal/sshdtest"
+)
+
+// Helpers for the integration tests: a gateway on 127.0.0.1:0 and the real
+// socket.io-client from npm driven by e2e/client.mjs.
+
+// logBuffer collects the gateway's log lines for assertions.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+type gateway struct {
+	srv  *Server
+	url  string
+	logs *logBuffer
+}
+
+// startGateway serves a Server on a loopback port until the test ends, then
+// shuts it down.
+func startGateway(t *testing.T, cfg Config) *gateway {
+	t.Helper()
+	logs := &logBuffer{}
+	cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	if cfg.SSH.Term == "" {
+		cfg.SSH.Term = "xterm-256color"
+	}
+	if cfg.SSH.Timeout == 0 {
+		cfg.SSH.Timeout = 10 * time.Second
+	}
+	srv := newTestServer(t, cfg)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		if err := <-served; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("gateway log:\n%s", logs.String())
+		}
+	})
+	return &gateway{srv: srv, url: "http://" + ln.Addr().String(), logs: logs}
+}
+
+// create posts credentials as JSON and returns the connection id.
+func (g *gateway) create(t *testing.T, body map[string]any) string {
+	t.Helper()
+	b, _ := json.Marshal(body)
+	res, err := http.Post(g.url+"/create-credentials", "application/json", bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var m map[string]any
+	json.NewDecoder(res.Body).Decode(&m)
+	id, _ := m["connection_uuid"].(string)
+	if res.StatusCode != 200 || id == "" {
+		t.Fatalf("create-credentials: got %d %v, want 200 with an id", res.StatusCode, m)
+	}
+	return id
+}
+
+// passwordLogin is the JSON body for the sshd test user.
+func passwordLogin(sshd *sshdtest.Server) map[string]any {
+	return map[string]any{"hostname": sshd.Host, "port": sshd.Port, "username": sshd.User, "password": sshd.Password}
+}
+
+// scenario is the input of e2e/client.mjs; see that file.
+type scenario struct {
+	URL               string         `json:"url"`
+	Client            string         `json:"client"`
+	Transports        []string       `json:"transports"`
+	Start             map[string]any `json:"start"`
+	ResizeBeforeStart map[string]int `json:"resizeBeforeStart,omitempty"`
+	Steps             []step         `json:"steps"`
+	WaitReady         bool           `json:"waitReady"`
+	WaitEnd           bool           `json:"waitEnd"`
+	TimeoutMs         int            `json:"timeoutMs"`
+}
+
+type step struct {
+	Send      string `json:"send,omitempty"`
+	Expect    string `json:"expect,omitempty"`
+	TimeoutMs int    `json:"timeoutMs,omitempty"`
+	Emit      string `json:"emit,omitempty"`
+	Data      any    `json:"data,omitempty"`
+	SendBytes int    `json:"sendBytes,omitempty"`
+	Seed      int    `json:"seed,omitempty"`
+}
+
+type result struct {
+	Connected    bool   `json:"connected"`
+	Ready        bool   `json:"ready"`
+	Transport    string `json:"transport"`
+	Output       string `json:"output"`
+	OutputEvents int    `json:"outputEvents"`
+	Closing      *struct {
+		Output  string `json:"output"`
+		Timeout bool   `json:"timeout"`
+	} `json:"closing"`
+	DisconnectReason string          `json:"disconnectReason"`
+	Events           []string        `json:"events"`
+	FailedStep       json.RawMessage `json:"failedStep"`
+	Error            *string         `json:"error"`
+	SentSha256       string          `json:"sentSha256"`
+}
+
+// ok reports a scenario failure in its own words.
+func (r *result) problem() string {
+	switch {
+	case r.Error != nil:
+		return "client error: " + *r.Error
+	case len(r.FailedStep) > 0 && string(r.FailedStep) != "null":
+		msg := "failed step: " + string(r.FailedStep)
+		if r.Closing != nil {
+			msg += fmt.Sprintf("; closing message %q", r.Closing.Output)
+		}
+		return msg
+	}
+	return ""
+}
+
+// e2eDir is where the Node client and its node_modules live.
+func e2eDir(t testing.TB) string {
+	t.Helper()
+	dir, err := filepath.Abs("../e2e")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, nodeErr := exec.LookPath("node")
+	_, modErr := os.Stat(filepath.Join(dir, "node_modules", "sio-latest"))
+	if nodeErr != nil || modErr != nil {
+		msg := "node or e2e/node_modules missing (run: npm ci --prefix e2e)"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	return dir
+}
+
+// runClient runs one scenario with the real JS client.
+func runClient(t testing.TB, sc scenario) *result {
+	t.Helper()
+	dir := e2eDir(t)
+	if sc.Client == "" {
+		sc.Client = "sio-latest"
+	}
+	if sc.TimeoutMs == 0 {
+		sc.TimeoutMs = 30000
+	}
+	in, _ := json.Marshal(sc)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(sc.TimeoutMs)*time.Millisecond+30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", filepath.Join(dir, "client.mjs"))
+	cmd.Stdin = bytes.NewReader(in)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("client.mjs: %v\nstderr: %s", err, stderr.String())
+	}
+	var r result
+	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
+		t.Fatalf("client.mjs printed %q: %v", truncate(stdout.String(), 500), err)
+	}
+	return &r
+}
+
+// prompt is the test user's shell prompt (see sshdtest).
+const prompt = `alfresco-test\$ `
+
+// echoSteps types a unique echo command and waits for its output line.
+func echoSteps(tag string) []step {
+	return []step{
+		{Send: "echo hello-" + tag + "-$((6*7))\n"},
+		{Expect: "hello-" + tag + "-42\r\n"},
+	}
+}
+
+func transportName(ts []string) string { return strings.Join(ts, "+") }
+
+func clientMatrix() []scenario {
+	var out []scenario
+	for _, c := range []string{"sio-4.0.1", "sio-latest"} {
+		for _, ts := range [][]string{{"polling", "websocket"}, {"websocket"}} {
+			out = append(out, scenario{Client: c, Transports: ts})
+		}
+	}
+	return out
+}
+
+func describe(sc scenario) string {
+	return fmt.Sprintf("%s/%s", sc.Client, transportName(sc.Transports))
+}
+
+// waitFor polls cond until it holds, failing the test after 10 seconds.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), d)
+}
+
+// closedPort returns a loopback port with nothing listening.
+func closedPort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	return port
+}
+
+// sharedDir is a temporary directory the sshd test user can read.
+func sharedDir(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "alfresco-ssh-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// postTo sends a prepared request to url and decodes the JSON reply.
+func postTo(t testing.TB, url string, r *http.Request) (int, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest(r.Method, url, r.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header = r.Header
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var m map[string]any
+	json.NewDecoder(res.Body).Decode(&m)
+	return res.StatusCode, m
+}
+
+// silentPort returns a loopback port that accepts TCP connections and never
+// says a word, like a host whose sshd hangs.
+func silentPort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return ln.Addr().(*net.TCPAddr).Port
+}

@@ -48,6 +48,7 @@ func main() {
 // options are the command-line settings.
 type options struct {
 	host, template, term, trustedProxies string
+	frameAncestors                       string
 	port                                 int
 	debug, version                       bool
 	credentialsTTL, sshTimeout           time.Duration
@@ -72,6 +73,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.DurationVar(&o.sshTimeout, "ssh-timeout", 10*time.Second, "SSH connect, handshake and login timeout")
 	fs.IntVar(&o.maxCredentials, "max-credentials", 10000, "most credentials waiting to be used")
 	fs.Int64Var(&o.maxBody, "max-body", 64<<10, "largest create-request body in bytes")
+	fs.StringVar(&o.frameAncestors, "frame-ancestors", "*", `origins allowed to embed the terminal page in a frame, space-separated CSP sources (e.g. "'self' https://lab.example.com"); "*" allows any`)
 	fs.StringVar(&o.trustedProxies, "trusted-proxies", "", "comma-separated IPs/CIDRs of reverse proxies whose X-Forwarded-* headers are trusted")
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
@@ -192,6 +194,17 @@ func (o *options) config(getenv func(string) string) (server.Config, string, err
 			return cfg, "", fmt.Errorf("--trusted-proxies: %w", err)
 		}
 		cfg.TrustedProxies = append(cfg.TrustedProxies, prefix)
+	}
+	if fa := strings.Fields(o.frameAncestors); !(len(fa) == 1 && fa[0] == "*") {
+		for _, src := range fa {
+			if strings.ContainsAny(src, ";,\"") {
+				return cfg, "", fmt.Errorf("--frame-ancestors: invalid source %q", src)
+			}
+		}
+		if len(fa) == 0 {
+			fa = []string{"'none'"}
+		}
+		cfg.FrameAncestors = fa
 	}
 	if k := getenv("CREDENTIALS_KEY"); k != "" {
 		key, err := parseFernetKey(k)

@@ -142,6 +142,7 @@ type result struct {
 	FailedStep       json.RawMessage `json:"failedStep"`
 	Error            *string         `json:"error"`
 	SentSha256       string          `json:"sentSha256"`
+	ProtocolErrors   []string        `json:"protocolErrors"`
 }
 
 // ok reports a scenario failure in its own words.
@@ -149,6 +150,8 @@ func (r *result) problem() string {
 	switch {
 	case r.Error != nil:
 		return "client error: " + *r.Error
+	case len(r.ProtocolErrors) > 0:
+		return fmt.Sprintf("protocol errors: %q", r.ProtocolErrors)
 	case len(r.FailedStep) > 0 && string(r.FailedStep) != "null":
 		msg := "failed step: " + string(r.FailedStep)
 		if r.Closing != nil {

@@ -177,8 +177,12 @@ func (s *Server) renderPage(c echo.Context, id string) error {
 	if !s.store.Has(id) {
 		return &requestError{http.StatusNotFound, "Could not find stored credentials with ID " + truncate(id, 64)}
 	}
-	c.Response().Header().Set("Cache-Control", "no-store")
-	c.Response().Header().Set("Referrer-Policy", "no-referrer")
+	h := c.Response().Header()
+	h.Set("Cache-Control", "no-store")
+	if len(s.cfg.FrameAncestors) > 0 {
+		h.Set("Content-Security-Policy", "frame-ancestors "+strings.Join(s.cfg.FrameAncestors, " "))
+	}
+	h.Set("Referrer-Policy", "no-referrer")
 	return c.HTMLBlob(http.StatusOK, s.page.render(id))
 }
 

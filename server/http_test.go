@@ -236,3 +236,24 @@ func TestCustomTemplate(t *testing.T) {
 		t.Errorf("got %q, want %q", body, want)
 	}
 }
+
+func TestFrameAncestors(t *testing.T) {
+	tests := []struct {
+		name      string
+		ancestors []string
+		want      string
+	}{
+		{"any (default)", nil, ""},
+		{"restricted", []string{"'self'", "https://lab.example.com"}, "frame-ancestors 'self' https://lab.example.com"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newTestServer(t, Config{FrameAncestors: tt.ancestors})
+			_, m, _ := do(t, s, jsonRequest(`{"hostname":"h","username":"u","password":"p"}`))
+			res, _, _ := do(t, s, httptest.NewRequest(http.MethodGet, "/?connection="+m["connection_uuid"].(string), nil))
+			if got := res.Header.Get("Content-Security-Policy"); got != tt.want {
+				t.Errorf("got CSP %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

@@ -49,6 +49,11 @@ type Config struct {
 	// PingInterval and PingTimeout detect vanished browsers (defaults 10s
 	// and 10s).
 	PingInterval, PingTimeout time.Duration
+	// FrameAncestors lists the origins that may show the terminal page in
+	// a frame (CSP frame-ancestors sources, e.g. "'self'",
+	// "https://lab.example.com"). Empty means any, as the Flask server
+	// allowed.
+	FrameAncestors []string
 	// TrustedProxies are the addresses whose X-Forwarded-Proto and
 	// X-Forwarded-Host headers are believed.
 	TrustedProxies []netip.Prefix

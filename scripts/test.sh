@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: static checks, then every Go test with the race
+# detector, including the integration tests against a real OpenSSH sshd, the
+# JS socket.io-client from npm, Python's socketio client and headless
+# Chromium. Missing Debian packages are installed when running as root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+[ -x /usr/sbin/sshd ] || need+=(openssh-server)
+command -v chromium >/dev/null || need+=(chromium)
+/usr/bin/python3 -c 'import socketio' 2>/dev/null || need+=(python3-socketio)
+command -v node >/dev/null || need+=(nodejs npm)
+if ((${#need[@]})); then
+	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+		echo "installing ${need[*]}"
+		apt-get update -qq
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+	else
+		echo "missing ${need[*]}: the integration tests that need them will be skipped" >&2
+	fi
+fi
+
+# The Node clients of the integration tests, exactly as locked.
+if [ ! -d e2e/node_modules ] || [ e2e/package-lock.json -nt e2e/node_modules/.package-lock.json ]; then
+	npm ci --prefix e2e --no-audit --no-fund --loglevel=error
+fi
+
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './e2e/node_modules/*'))
+if [ -n "$unformatted" ]; then
+	echo "gofmt would change: $unformatted" >&2
+	exit 1
+fi
+go vet ./...
+go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+go test -race -count=1 -timeout 25m ./...

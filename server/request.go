@@ -34,7 +34,7 @@ var errTooLarge = &requestError{http.StatusRequestEntityTooLarge, "Request body 
 type credentialFields map[string]string
 
 var knownFields = map[string]bool{
-	"hostname": true, "username": true, "password": true, "port": true, "ssh_key": true,
+	"hostname": true, "username": true, "password": true, "port": true, "ssh_key": true, "passphrase": true,
 }
 
 // parseCredentialRequest reads a create-credentials request (JSON with a
@@ -168,14 +168,27 @@ func (f credentialFields) target() (sshbridge.Target, error) {
 		return t, badRequest("Missing credentials: provide a password or an ssh_key")
 	case key != "":
 		t.PrivateKey = []byte(key + "\n") // trimming took the PEM's final newline
-		if _, err := sshbridge.ParsePrivateKey(t.PrivateKey); err != nil {
-			if errors.Is(err, sshbridge.ErrKeyEncrypted) {
-				return t, badRequest("ssh_key is encrypted with a passphrase, which is not supported")
-			}
-			return t, badRequest("ssh_key is not a valid private key (RSA, ECDSA or Ed25519, in PEM or OpenSSH format)")
+		t.Passphrase = f["passphrase"]
+		if _, err := sshbridge.ParsePrivateKey(t.PrivateKey, t.Passphrase); err != nil {
+			return t, badRequest("%s", keyProblem(err))
 		}
+	case f["passphrase"] != "":
+		return t, badRequest("A passphrase is only used with an ssh_key")
 	}
 	return t, nil
+}
+
+// keyProblem says what is wrong with an uploaded key.
+func keyProblem(err error) string {
+	switch {
+	case errors.Is(err, sshbridge.ErrKeyEncrypted):
+		return "ssh_key is encrypted: provide its passphrase"
+	case errors.Is(err, sshbridge.ErrWrongPassphrase):
+		return "The passphrase does not decrypt ssh_key"
+	case errors.Is(err, sshbridge.ErrKeyNotEncrypted):
+		return "ssh_key is not encrypted, but a passphrase was given"
+	}
+	return "ssh_key is not a valid private key (RSA, ECDSA or Ed25519, in PEM or OpenSSH format)"
 }
 
 // validHost accepts DNS names and IPv4/IPv6 literals (IPv6 optionally in

@@ -169,16 +169,47 @@ func TestParseCredentialRequestMultipart(t *testing.T) {
 	}
 }
 
-func TestParseCredentialRequestEncryptedKey(t *testing.T) {
+func TestParseCredentialRequestPassphrase(t *testing.T) {
 	_, priv, _ := ed25519.GenerateKey(rand.Reader)
-	block, err := ssh.MarshalPrivateKeyWithPassphrase(priv, "", []byte("pass"))
+	block, err := ssh.MarshalPrivateKeyWithPassphrase(priv, "", []byte("open sesame"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := multipartRequest(t, map[string]string{"hostname": "h", "username": "u"}, string(pem.EncodeToMemory(block)))
-	_, err = parseCredentialRequest(r)
-	if re, ok := err.(*requestError); !ok || re.status != 400 || !strings.Contains(re.msg, "encrypted") {
-		t.Errorf("got %v, want 400 about an encrypted key", err)
+	encrypted := string(pem.EncodeToMemory(block))
+	plain := testKey(t)
+	tests := []struct {
+		name, key, passphrase string
+		wantMsg               string // empty: success
+	}{
+		{"encrypted with passphrase", encrypted, "open sesame", ""},
+		{"encrypted without passphrase", encrypted, "", "provide its passphrase"},
+		{"wrong passphrase", encrypted, "open barley", "does not decrypt"},
+		{"plain key with passphrase", plain, "open sesame", "not encrypted"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fields := map[string]string{"hostname": "h", "username": "u"}
+			if tt.passphrase != "" {
+				fields["passphrase"] = tt.passphrase
+			}
+			target, err := parseCredentialRequest(multipartRequest(t, fields, tt.key))
+			if tt.wantMsg == "" {
+				if err != nil || target.Passphrase != tt.passphrase {
+					t.Fatalf("got %v (passphrase kept: %v), want success", err, target.Passphrase == tt.passphrase)
+				}
+				return
+			}
+			if re, ok := err.(*requestError); !ok || re.status != 400 || !strings.Contains(re.msg, tt.wantMsg) {
+				t.Errorf("got %v, want 400 containing %q", err, tt.wantMsg)
+			}
+			if err != nil && tt.passphrase != "" && strings.Contains(err.Error(), tt.passphrase) {
+				t.Error("the error repeats the passphrase")
+			}
+		})
+	}
+	_, err = parseCredentialRequest(jsonRequest(`{"hostname":"h","username":"u","password":"p","passphrase":"x"}`))
+	if re, ok := err.(*requestError); !ok || re.status != 400 {
+		t.Errorf("passphrase with a password: got %v, want 400", err)
 	}
 }
 

@@ -47,6 +47,7 @@ type storedTarget struct {
 	User       string `json:"u"`
 	Password   string `json:"pw,omitempty"`
 	PrivateKey []byte `json:"k,omitempty"`
+	Passphrase string `json:"pp,omitempty"`
 }
 
 // NewStore returns a store whose entries expire after ttl, holding at most

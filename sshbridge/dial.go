@@ -108,7 +108,7 @@ func start(conn net.Conn, addr string, cc *ssh.ClientConfig, term string, size W
 
 func authMethods(t Target) ([]ssh.AuthMethod, error) {
 	if len(t.PrivateKey) > 0 {
-		signer, err := ParsePrivateKey(t.PrivateKey)
+		signer, err := ParsePrivateKey(t.PrivateKey, t.Passphrase)
 		if err != nil {
 			return nil, err
 		}

@@ -134,7 +134,7 @@ func TestPrivateKeyLogin(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			priv := tt.encode(t, k[tt.key])
-			signer, err := sshbridge.ParsePrivateKey(priv)
+			signer, err := sshbridge.ParsePrivateKey(priv, "")
 			if err != nil {
 				t.Fatalf("ParsePrivateKey: got error %v, want nil", err)
 			}
@@ -185,7 +185,7 @@ func TestParsePrivateKeyErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			signer, err := sshbridge.ParsePrivateKey(tt.input)
+			signer, err := sshbridge.ParsePrivateKey(tt.input, "")
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("ParsePrivateKey: got (%v, %v), want error %v", signer, err, tt.wantErr)
 			}

@@ -42,6 +42,7 @@ type Target struct {
 	User       string
 	Password   string
 	PrivateKey []byte // PEM (PKCS#1, PKCS#8, SEC 1) or OpenSSH format
+	Passphrase string // decrypts an encrypted PrivateKey
 }
 
 // Addr returns the host:port to dial.

@@ -48,10 +48,12 @@ func main() {
 // options are the command-line settings.
 type options struct {
 	host, template, term, trustedProxies string
-	frameAncestors                       string
+	frameAncestors, apiToken, tokenFile  string
+	allowedOrigins, pageCSP              string
 	port                                 int
 	debug, version                       bool
 	credentialsTTL, sshTimeout           time.Duration
+	idleTimeout, maxDuration             time.Duration
 	maxCredentials                       int
 	maxBody                              int64
 }
@@ -71,9 +73,15 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.DurationVar(&o.credentialsTTL, "credentials-ttl", 2*time.Minute, "how long unused credentials are kept")
 	fs.StringVar(&o.term, "term", "xterm-256color", "TERM of the remote PTY")
 	fs.DurationVar(&o.sshTimeout, "ssh-timeout", 10*time.Second, "SSH connect, handshake and login timeout")
+	fs.DurationVar(&o.idleTimeout, "idle-timeout", 30*time.Minute, "end a terminal after this long without input or output")
+	fs.DurationVar(&o.maxDuration, "max-session-duration", 0, "end every terminal after this long (0: no limit)")
 	fs.IntVar(&o.maxCredentials, "max-credentials", 10000, "most credentials waiting to be used")
 	fs.Int64Var(&o.maxBody, "max-body", 64<<10, "largest create-request body in bytes")
 	fs.StringVar(&o.frameAncestors, "frame-ancestors", "*", `origins allowed to embed the terminal page in a frame, space-separated CSP sources (e.g. "'self' https://lab.example.com"); "*" allows any`)
+	fs.StringVar(&o.apiToken, "api-token", "", "token required as \"Authorization: Bearer <token>\" on the create endpoints (prefer ALFRESCO_SSH_API_TOKEN or --api-token-file)")
+	fs.StringVar(&o.tokenFile, "api-token-file", "", "read the API token from this `file`")
+	fs.StringVar(&o.allowedOrigins, "allowed-origins", "", `comma-separated browser origins accepted besides the gateway's own (e.g. "https://lab.example.com"); "*" accepts any`)
+	fs.StringVar(&o.pageCSP, "page-csp", "", "Content-Security-Policy of the terminal page (default: strict for the embedded page, none for --template)")
 	fs.StringVar(&o.trustedProxies, "trusted-proxies", "", "comma-separated IPs/CIDRs of reverse proxies whose X-Forwarded-* headers are trusted")
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
@@ -127,6 +135,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	log.Info("listening", "addr", ln.Addr().String(), "version", version)
 	log.Warn("SSH host keys are accepted without verification; fingerprints are logged")
+	if cfg.APIToken == "" && !isLoopback(ln.Addr()) {
+		log.Warn("no API token is set and the gateway listens beyond loopback: anyone who reaches it can open SSH connections through it (see --api-token)")
+	}
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
@@ -149,11 +160,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 // address.
 func (o *options) config(getenv func(string) string) (server.Config, string, error) {
 	cfg := server.Config{
-		Assets:         assets,
-		CredentialsTTL: o.credentialsTTL,
-		MaxCredentials: o.maxCredentials,
-		MaxBodyBytes:   o.maxBody,
-		SSH:            sshbridge.Config{Term: o.term, Timeout: o.sshTimeout},
+		Assets:             assets,
+		CredentialsTTL:     o.credentialsTTL,
+		MaxCredentials:     o.maxCredentials,
+		MaxBodyBytes:       o.maxBody,
+		IdleTimeout:        o.idleTimeout,
+		MaxSessionDuration: o.maxDuration,
+		SSH:                sshbridge.Config{Term: o.term, Timeout: o.sshTimeout},
 	}
 	var host string
 	switch o.host {
@@ -171,8 +184,10 @@ func (o *options) config(getenv func(string) string) (server.Config, string, err
 	switch {
 	case o.port < 0 || o.port > 65535:
 		return cfg, "", fmt.Errorf("--port must be from 0 to 65535, got %d", o.port)
-	case o.credentialsTTL <= 0, o.sshTimeout <= 0:
-		return cfg, "", errors.New("--credentials-ttl and --ssh-timeout must be positive")
+	case o.credentialsTTL <= 0, o.sshTimeout <= 0, o.idleTimeout <= 0:
+		return cfg, "", errors.New("--credentials-ttl, --ssh-timeout and --idle-timeout must be positive")
+	case o.maxDuration < 0:
+		return cfg, "", errors.New("--max-session-duration must not be negative")
 	case o.maxCredentials <= 0, o.maxBody <= 0:
 		return cfg, "", errors.New("--max-credentials and --max-body must be positive")
 	case o.term == "" || strings.ContainsAny(o.term, " \t\r\n"):
@@ -206,6 +221,26 @@ func (o *options) config(getenv func(string) string) (server.Config, string, err
 		}
 		cfg.FrameAncestors = fa
 	}
+	cfg.APIToken = o.apiToken
+	if o.tokenFile != "" {
+		b, err := os.ReadFile(o.tokenFile)
+		if err != nil {
+			return cfg, "", fmt.Errorf("--api-token-file: %w", err)
+		}
+		cfg.APIToken = strings.TrimSpace(string(b))
+		if cfg.APIToken == "" {
+			return cfg, "", errors.New("--api-token-file: the file is empty")
+		}
+	}
+	for origin := range strings.SplitSeq(o.allowedOrigins, ",") {
+		if origin = strings.TrimSpace(origin); origin != "" {
+			cfg.AllowedOrigins = append(cfg.AllowedOrigins, strings.TrimSuffix(origin, "/"))
+		}
+	}
+	if strings.ContainsAny(o.pageCSP, "\r\n") {
+		return cfg, "", errors.New("--page-csp must be one line")
+	}
+	cfg.PageCSP = o.pageCSP
 	if k := getenv("CREDENTIALS_KEY"); k != "" {
 		key, err := parseFernetKey(k)
 		if err != nil {
@@ -214,6 +249,11 @@ func (o *options) config(getenv func(string) string) (server.Config, string, err
 		cfg.CredentialsKey = key
 	}
 	return cfg, net.JoinHostPort(host, strconv.Itoa(o.port)), nil
+}
+
+func isLoopback(a net.Addr) bool {
+	tcp, ok := a.(*net.TCPAddr)
+	return ok && tcp.IP.IsLoopback()
 }
 
 // parsePrefix reads a CIDR or a single address.

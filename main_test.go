@@ -56,6 +56,8 @@ func TestFlagsAndEnvironment(t *testing.T) {
 		{"missing template", []string{"--template", "/nonexistent/page.html"}, nil, "", "--template"},
 		{"bad proxies", []string{"--trusted-proxies", "10.0.0.0/33"}, nil, "", "--trusted-proxies"},
 		{"bad frame ancestors", []string{"--frame-ancestors", "a;b"}, nil, "", "--frame-ancestors"},
+		{"missing token file", []string{"--api-token-file", "/nonexistent/token"}, nil, "", "--api-token-file"},
+		{"multi-line csp", []string{"--page-csp", "a\nb"}, nil, "", "--page-csp"},
 		{"stray argument", []string{"serve"}, nil, "", "unexpected argument"},
 		{"fernet key", nil, map[string]string{"CREDENTIALS_KEY": "cw_0x689RpI-jtRR7oE8h_eQsKImvJapLeSbXpwF4e4="}, "127.0.0.1:5000", ""},
 		{"short key", nil, map[string]string{"CREDENTIALS_KEY": "c2hvcnQ="}, "", "CREDENTIALS_KEY must be a Fernet key"},

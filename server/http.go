@@ -3,9 +3,7 @@ package server
 import (
 	"errors"
 	"io/fs"
-	"net"
 	"net/http"
-	"net/netip"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -34,8 +32,12 @@ func (s *Server) newEcho() (*echo.Echo, error) {
 		},
 	}))
 
-	e.POST("/create-credentials", s.createCredentials, s.limitBody)
-	e.POST("/create-session", s.createSession, s.limitBody)
+	e.Use(s.securityHeaders)
+	create := []echo.MiddlewareFunc{s.cors, s.checkOrigin, s.requireToken, s.limitBody}
+	e.POST("/create-credentials", s.createCredentials, create...)
+	e.POST("/create-session", s.createSession, create...)
+	e.OPTIONS("/create-credentials", postOnly, s.cors)
+	e.OPTIONS("/create-session", postOnly, s.cors)
 	// Without these, GET /create-session would be taken for a generation-1
 	// page id.
 	others := []string{http.MethodGet, http.MethodHead, http.MethodPut, http.MethodPatch, http.MethodDelete}
@@ -45,7 +47,7 @@ func (s *Server) newEcho() (*echo.Echo, error) {
 	e.GET("/:id", s.terminalPageGen1)
 	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
 	e.GET("/static/*", echo.WrapHandler(http.StripPrefix("/static/", staticHandler(static))))
-	e.Any("/socket.io/*", echo.WrapHandler(s.io.ServeHandler(nil)))
+	e.Any("/socket.io/*", echo.WrapHandler(s.io.ServeHandler(nil)), s.checkOrigin)
 	return e, nil
 }
 
@@ -89,6 +91,9 @@ func (s *Server) handleError(err error, c echo.Context) {
 		s.log.Error("request failed", "method", c.Request().Method, "path", c.Path(), "err", err)
 	}
 	var body any = apiError{Error: msg}
+	if status == http.StatusUnauthorized {
+		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="alfresco-ssh"`)
+	}
 	if c.Path() == "/create-session" || c.Path() == "/:id" {
 		body = map[string]string{"error": msg} // generation 1 shape
 	}
@@ -179,10 +184,9 @@ func (s *Server) renderPage(c echo.Context, id string) error {
 	}
 	h := c.Response().Header()
 	h.Set("Cache-Control", "no-store")
-	if len(s.cfg.FrameAncestors) > 0 {
-		h.Set("Content-Security-Policy", "frame-ancestors "+strings.Join(s.cfg.FrameAncestors, " "))
+	if csp := s.pageCSP(); csp != "" {
+		h.Set("Content-Security-Policy", csp)
 	}
-	h.Set("Referrer-Policy", "no-referrer")
 	return c.HTMLBlob(http.StatusOK, s.page.render(id))
 }
 
@@ -207,34 +211,6 @@ func (s *Server) baseURL(r *http.Request) string {
 func firstHeaderValue(r *http.Request, name string) string {
 	v, _, _ := strings.Cut(r.Header.Get(name), ",")
 	return strings.TrimSpace(v)
-}
-
-func (s *Server) fromTrustedProxy(r *http.Request) bool {
-	addr, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil {
-		return false
-	}
-	ip := addr.Addr().Unmap()
-	for _, p := range s.cfg.TrustedProxies {
-		if p.Contains(ip) {
-			return true
-		}
-	}
-	return false
-}
-
-// clientIP is the address of the client, for logs.
-func (s *Server) clientIP(r *http.Request) string {
-	if s.fromTrustedProxy(r) {
-		if f := firstHeaderValue(r, "X-Forwarded-For"); f != "" {
-			return f
-		}
-	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 func authKind(key []byte) string {

@@ -237,23 +237,134 @@ func TestCustomTemplate(t *testing.T) {
 	}
 }
 
-func TestFrameAncestors(t *testing.T) {
+func TestPageCSP(t *testing.T) {
 	tests := []struct {
-		name      string
-		ancestors []string
-		want      string
+		name string
+		cfg  Config
+		want string
 	}{
-		{"any (default)", nil, ""},
-		{"restricted", []string{"'self'", "https://lab.example.com"}, "frame-ancestors 'self' https://lab.example.com"},
+		{"own page", Config{}, ownPageCSP},
+		{"own page, restricted framing", Config{FrameAncestors: []string{"'self'", "https://lab.example.com"}},
+			ownPageCSP + "; frame-ancestors 'self' https://lab.example.com"},
+		{"custom template", Config{Template: []byte("{{ credentials_uuid }}")}, ""},
+		{"custom template, restricted framing", Config{Template: []byte("x"), FrameAncestors: []string{"'none'"}}, "frame-ancestors 'none'"},
+		{"operator policy", Config{Template: []byte("x"), PageCSP: "script-src https://cdn.example.com"}, "script-src https://cdn.example.com"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := newTestServer(t, Config{FrameAncestors: tt.ancestors})
+			s := newTestServer(t, tt.cfg)
 			_, m, _ := do(t, s, jsonRequest(`{"hostname":"h","username":"u","password":"p"}`))
 			res, _, _ := do(t, s, httptest.NewRequest(http.MethodGet, "/?connection="+m["connection_uuid"].(string), nil))
 			if got := res.Header.Get("Content-Security-Policy"); got != tt.want {
 				t.Errorf("got CSP %q, want %q", got, tt.want)
 			}
+			if got := res.Header.Get("X-Content-Type-Options"); got != "nosniff" {
+				t.Errorf("got X-Content-Type-Options %q, want nosniff", got)
+			}
 		})
+	}
+}
+
+func TestAPIToken(t *testing.T) {
+	s := newTestServer(t, Config{APIToken: "tok-123"})
+	tests := []struct {
+		name, auth string
+		want       int
+	}{
+		{"missing", "", 401},
+		{"wrong", "Bearer tok-124", 401},
+		{"not bearer", "Basic dG9rLTEyMw==", 401},
+		{"right", "Bearer tok-123", 200},
+	}
+	for _, tt := range tests {
+		for _, path := range []string{"/create-credentials", "/create-session"} {
+			r := jsonRequest(`{"hostname":"h","username":"u","password":"p"}`)
+			r.URL.Path = path
+			if tt.auth != "" {
+				r.Header.Set("Authorization", tt.auth)
+			}
+			res, m, body := do(t, s, r)
+			if res.StatusCode != tt.want {
+				t.Errorf("%s %s: got %d %s, want %d", tt.name, path, res.StatusCode, body, tt.want)
+			}
+			if tt.want == 401 && (m["error"] != "Missing or invalid API token" || res.Header.Get("WWW-Authenticate") == "") {
+				t.Errorf("%s %s: got %v, want the token error with WWW-Authenticate", tt.name, path, m)
+			}
+		}
+	}
+}
+
+func TestOrigins(t *testing.T) {
+	s := newTestServer(t, Config{AllowedOrigins: []string{"https://lab.example.com"},
+		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("192.0.2.1/32")}})
+	tests := []struct {
+		name, origin, remote, fwdHost string
+		want                          int
+	}{
+		{"no origin", "", "", "", 200},
+		{"same origin", "http://example.com", "", "", 200},
+		{"listed origin", "https://lab.example.com", "", "", 200},
+		{"foreign origin", "https://evil.example.net", "", "", 403},
+		{"null origin", "null", "", "", 403},
+		{"same origin behind trusted proxy", "https://gw.example.org", "192.0.2.1:5555", "gw.example.org", 200},
+		{"forwarded host from untrusted client", "https://gw.example.org", "198.51.100.9:5555", "gw.example.org", 403},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, path := range []string{"/create-credentials", "/socket.io/?EIO=4&transport=polling"} {
+				var r *http.Request
+				if strings.HasPrefix(path, "/socket.io") {
+					r = httptest.NewRequest(http.MethodGet, path, nil)
+				} else {
+					r = jsonRequest(`{"hostname":"h","username":"u","password":"p"}`)
+				}
+				if tt.origin != "" {
+					r.Header.Set("Origin", tt.origin)
+				}
+				if tt.remote != "" {
+					r.RemoteAddr = tt.remote
+				}
+				if tt.fwdHost != "" {
+					r.Header.Set("X-Forwarded-Host", tt.fwdHost)
+				}
+				w := httptest.NewRecorder()
+				s.Handler().ServeHTTP(w, r)
+				if w.Code != tt.want {
+					t.Errorf("%s: got %d %s, want %d", path, w.Code, w.Body.String(), tt.want)
+				}
+			}
+		})
+	}
+	// A listed origin gets CORS answers, preflight included.
+	r := httptest.NewRequest(http.MethodOptions, "/create-credentials", nil)
+	r.Header.Set("Origin", "https://lab.example.com")
+	r.Header.Set("Access-Control-Request-Method", "POST")
+	w := httptest.NewRecorder()
+	s.Handler().ServeHTTP(w, r)
+	if w.Code != 204 || w.Header().Get("Access-Control-Allow-Origin") != "https://lab.example.com" {
+		t.Errorf("preflight: got %d %v, want 204 allowing the origin", w.Code, w.Header())
+	}
+}
+
+func TestClientIP(t *testing.T) {
+	s := newTestServer(t, Config{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
+	tests := []struct {
+		remote, xff, want string
+	}{
+		{"198.51.100.1:1", "", "198.51.100.1"},
+		{"198.51.100.1:1", "203.0.113.5", "198.51.100.1"},               // untrusted peer: header ignored
+		{"10.0.0.1:1", "203.0.113.5", "203.0.113.5"},                    // trusted proxy
+		{"10.0.0.1:1", "1.2.3.4, 203.0.113.5, 10.0.0.2", "203.0.113.5"}, // nearest untrusted hop
+		{"10.0.0.1:1", "garbage", "10.0.0.1"},
+	}
+	for _, tt := range tests {
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.RemoteAddr = tt.remote
+		if tt.xff != "" {
+			r.Header.Set("X-Forwarded-For", tt.xff)
+		}
+		if got := s.clientIP(r); got != tt.want {
+			t.Errorf("remote %s, X-Forwarded-For %q: got %s, want %s", tt.remote, tt.xff, got, tt.want)
+		}
 	}
 }

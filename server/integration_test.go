@@ -175,6 +175,40 @@ func TestSessionTimeoutEvent(t *testing.T) {
 	}
 }
 
+// TestSessionServerLimits: the server's own idle timeout and maximum
+// session duration end terminals with their reasons.
+func TestSessionServerLimits(t *testing.T) {
+	sshd := sshdtest.Start(t)
+	tests := []struct {
+		name        string
+		cfg         Config
+		steps       []step
+		want        string
+		wantTimeout bool
+	}{
+		// Output for longer than the idle limit keeps the session alive;
+		// then it goes quiet and ends.
+		{"idle", Config{IdleTimeout: 2 * time.Second},
+			[]step{{Expect: prompt}, {Send: "for i in $(seq 15); do echo tick-$i; sleep 0.2; done\n"}, {Expect: "tick-15\r\n", TimeoutMs: 20000}},
+			"inactivity", true},
+		{"lifetime", Config{MaxSessionDuration: 3 * time.Second}, []step{{Expect: prompt}}, "maximum session duration", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := startGateway(t, tt.cfg)
+			r := runClient(t, scenario{URL: g.url, Transports: []string{"websocket"}, WaitReady: true, WaitEnd: true,
+				Start: map[string]any{"credentials_uuid": g.create(t, passwordLogin(sshd))}, Steps: tt.steps})
+			if p := r.problem(); p != "" {
+				t.Fatal(p)
+			}
+			checkClosed(t, r, tt.want)
+			if r.Closing.Timeout != tt.wantTimeout {
+				t.Errorf("got timeout %v, want %v", r.Closing.Timeout, tt.wantTimeout)
+			}
+		})
+	}
+}
+
 // TestSessionBadEvents sends events out of order and of the wrong shape
 // before and during a session; the socket must stay usable.
 func TestSessionBadEvents(t *testing.T) {

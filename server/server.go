@@ -54,9 +54,24 @@ type Config struct {
 	// "https://lab.example.com"). Empty means any, as the Flask server
 	// allowed.
 	FrameAncestors []string
-	// TrustedProxies are the addresses whose X-Forwarded-Proto and
-	// X-Forwarded-Host headers are believed.
+	// TrustedProxies are the addresses whose X-Forwarded-For,
+	// X-Forwarded-Proto and X-Forwarded-Host headers are believed.
 	TrustedProxies []netip.Prefix
+	// IdleTimeout ends a terminal with no input and no output for this
+	// long (default 30m; the page's own 10-minute timer is not trusted
+	// alone). MaxSessionDuration, when set, ends every terminal after that
+	// long.
+	IdleTimeout, MaxSessionDuration time.Duration
+	// APIToken, when set, must be sent as "Authorization: Bearer <token>"
+	// to the create endpoints.
+	APIToken string
+	// AllowedOrigins are browser origins accepted besides the gateway's
+	// own, on the create endpoints and Socket.IO ("*": any).
+	AllowedOrigins []string
+	// PageCSP is the Content-Security-Policy of the terminal page; empty
+	// means a strict policy for the embedded page and none for a custom
+	// template (a Flask page may load scripts from CDNs).
+	PageCSP string
 	// Logger receives the server's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -79,6 +94,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.PingTimeout <= 0 {
 		c.PingTimeout = 10 * time.Second
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = 30 * time.Minute
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

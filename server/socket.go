@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/alfresco-ssh/alfresco-ssh/sshbridge"
@@ -25,6 +26,7 @@ var (
 	errInactive   = errors.New("closed for inactivity")
 	errShutdown   = errors.New("server shutting down")
 	errNoSession  = errors.New("credentials unknown, expired or already used")
+	errLifetime   = errors.New("maximum session duration reached")
 )
 
 // backstopDelay is how long a socket that was told to disconnect may keep
@@ -37,6 +39,10 @@ func (s *Server) newSocketIO() *socket.Server {
 	opts.SetPingInterval(s.cfg.PingInterval)
 	opts.SetPingTimeout(s.cfg.PingTimeout)
 	opts.SetMaxHttpBufferSize(s.cfg.MaxMessageBytes)
+	// Origins are checked by the HTTP route (checkOrigin), which also knows
+	// trusted proxies; the library's own websocket check compares Origin
+	// with Host only, which fails behind a proxy, so it lets all through.
+	opts.SetCors(&types.Cors{Origin: func(string) bool { return true }})
 	opts.SetAllowRequest(func(*types.HttpContext) error {
 		if s.isClosing() {
 			return errShutdown
@@ -62,6 +68,9 @@ type terminal struct {
 	// browser; the engine's send callback takes it back. Output that
 	// arrives meanwhile waits in the SSH channel and goes out coalesced.
 	gate chan struct{}
+
+	// lastActive is when input or output last passed (Unix nanoseconds).
+	lastActive atomic.Int64
 
 	mu      sync.Mutex
 	size    sshbridge.WindowSize
@@ -151,6 +160,11 @@ func (t *terminal) run(ctx context.Context, log *slog.Logger, target sshbridge.T
 	defer sess.Close()
 	stop := context.AfterFunc(ctx, func() { sess.Close() })
 	defer stop()
+	defer t.watchIdle()()
+	if d := t.srv.cfg.MaxSessionDuration; d > 0 {
+		lifetime := time.AfterFunc(d, func() { t.stop(errLifetime) })
+		defer lifetime.Stop()
+	}
 
 	t.mu.Lock()
 	t.sess = sess
@@ -184,6 +198,7 @@ func (t *terminal) pump(ctx context.Context, r io.Reader) error {
 	for {
 		n, err := r.Read(buf)
 		if n > 0 {
+			t.active()
 			if out := text.decode(buf[:n]); out != "" {
 				if err := t.sendOutput(ctx, out); err != nil {
 					return err
@@ -205,6 +220,41 @@ func (t *terminal) pump(ctx context.Context, r io.Reader) error {
 		case n < minBuf/2 && len(buf) > minBuf:
 			buf = make([]byte, minBuf)
 		}
+	}
+}
+
+func (t *terminal) active() { t.lastActive.Store(time.Now().UnixNano()) }
+
+// watchIdle ends the terminal once neither input nor output has passed for
+// the idle timeout. It returns the function that stops watching.
+func (t *terminal) watchIdle() (stop func()) {
+	limit := t.srv.cfg.IdleTimeout
+	t.active()
+	var (
+		mu      sync.Mutex
+		timer   *time.Timer
+		stopped bool
+	)
+	check := func() {
+		idle := time.Since(time.Unix(0, t.lastActive.Load()))
+		if idle >= limit {
+			t.stop(errInactive)
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if !stopped {
+			timer.Reset(limit - idle)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	timer = time.AfterFunc(limit, check)
+	return func() {
+		mu.Lock()
+		defer mu.Unlock()
+		stopped = true
+		timer.Stop()
 	}
 }
 
@@ -267,6 +317,7 @@ func (t *terminal) onInput(args ...any) {
 		t.log.Debug("dropped ssh-input before the shell is ready")
 		return
 	}
+	t.active()
 	// Blocks while the remote does not read: this socket's later events
 	// wait, other sockets do not.
 	if _, err := io.WriteString(sess, input); err != nil {
@@ -341,6 +392,8 @@ func closingText(reason error) string {
 		return "Connection closed."
 	case errors.Is(reason, errInactive):
 		return "Session closed after a period of inactivity."
+	case errors.Is(reason, errLifetime):
+		return "Session closed: the maximum session duration was reached."
 	case errors.Is(reason, errShutdown):
 		return "The gateway is shutting down. Connection closed."
 	case errors.Is(reason, errNoSession):

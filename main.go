@@ -50,6 +50,11 @@ type options struct {
 	host, template, term, trustedProxies string
 	frameAncestors, apiToken, tokenFile  string
 	allowedOrigins, pageCSP              string
+	hostKeyPolicy, knownHosts            string
+	allowTargets, denyTargets            string
+	tlsCert, tlsKey                      string
+	maxSessions, maxPerClient            int
+	createRate, authFailures             int
 	port                                 int
 	debug, version                       bool
 	credentialsTTL, sshTimeout           time.Duration
@@ -75,6 +80,16 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.DurationVar(&o.sshTimeout, "ssh-timeout", 10*time.Second, "SSH connect, handshake and login timeout")
 	fs.DurationVar(&o.idleTimeout, "idle-timeout", 30*time.Minute, "end a terminal after this long without input or output")
 	fs.DurationVar(&o.maxDuration, "max-session-duration", 0, "end every terminal after this long (0: no limit)")
+	fs.StringVar(&o.hostKeyPolicy, "host-key-policy", "accept", `SSH host key verification: "accept" (any key, fingerprint logged), "known-hosts" (only keys in --known-hosts) or "tofu" (learn new hosts into --known-hosts, refuse changed keys)`)
+	fs.StringVar(&o.knownHosts, "known-hosts", "", "OpenSSH known_hosts `file` for the known-hosts and tofu policies (re-read when it changes)")
+	fs.StringVar(&o.allowTargets, "allow-targets", "", `comma-separated targets the gateway may connect to: CIDRs, IPs, host names with * and ?, each with an optional :port or :low-high (e.g. "10.0.0.0/8:22,*.lab.example.com"); empty allows all but --deny-targets`)
+	fs.StringVar(&o.denyTargets, "deny-targets", "", "comma-separated targets the gateway must not connect to, same syntax; link-local and cloud metadata addresses are always denied unless explicitly allowed")
+	fs.IntVar(&o.maxSessions, "max-sessions", 5000, "most concurrent terminals in total (0: no limit)")
+	fs.IntVar(&o.maxPerClient, "max-sessions-per-client", 500, "most concurrent terminals per client address (0: no limit)")
+	fs.IntVar(&o.createRate, "create-rate", 600, "most credential creations per client address per minute (0: no limit)")
+	fs.IntVar(&o.authFailures, "auth-failures", 10, "SSH login failures per client address, and per target, within 10 minutes before logins are refused with a growing back-off (0: no limit)")
+	fs.StringVar(&o.tlsCert, "tls-cert", "", "serve HTTPS with this certificate `file` (PEM, re-read when it changes)")
+	fs.StringVar(&o.tlsKey, "tls-key", "", "private key `file` of --tls-cert")
 	fs.IntVar(&o.maxCredentials, "max-credentials", 10000, "most credentials waiting to be used")
 	fs.Int64Var(&o.maxBody, "max-body", 64<<10, "largest create-request body in bytes")
 	fs.StringVar(&o.frameAncestors, "frame-ancestors", "*", `origins allowed to embed the terminal page in a frame, space-separated CSP sources (e.g. "'self' https://lab.example.com"); "*" allows any`)
@@ -124,6 +139,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	cfg.Logger = log
 	cfg.SSH.Logger = log
+	policy, err := sshbridge.ParseHostKeyPolicy(o.hostKeyPolicy)
+	if err != nil {
+		return fmt.Errorf("--host-key-policy: %w", err)
+	}
+	if cfg.SSH.HostKeys, err = sshbridge.NewHostKeys(policy, o.knownHosts, log); err != nil {
+		return fmt.Errorf("--host-key-policy %s: %w", policy, err)
+	}
 
 	srv, err := server.New(cfg)
 	if err != nil {
@@ -133,8 +155,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	log.Info("listening", "addr", ln.Addr().String(), "version", version)
-	log.Warn("SSH host keys are accepted without verification; fingerprints are logged")
+	scheme := "http"
+	if cfg.TLSCertFile != "" {
+		scheme = "https"
+	}
+	log.Info("listening", "addr", ln.Addr().String(), "scheme", scheme, "version", version)
 	if cfg.APIToken == "" && !isLoopback(ln.Addr()) {
 		log.Warn("no API token is set and the gateway listens beyond loopback: anyone who reaches it can open SSH connections through it (see --api-token)")
 	}
@@ -221,6 +246,24 @@ func (o *options) config(getenv func(string) string) (server.Config, string, err
 		}
 		cfg.FrameAncestors = fa
 	}
+	allow, err := server.ParseTargetRules(o.allowTargets)
+	if err != nil {
+		return cfg, "", fmt.Errorf("--allow-targets: %w", err)
+	}
+	deny, err := server.ParseTargetRules(o.denyTargets)
+	if err != nil {
+		return cfg, "", fmt.Errorf("--deny-targets: %w", err)
+	}
+	cfg.Targets = server.NewTargetPolicy(allow, deny, nil)
+	if o.maxSessions < 0 || o.maxPerClient < 0 || o.createRate < 0 || o.authFailures < 0 {
+		return cfg, "", errors.New("--max-sessions, --max-sessions-per-client, --create-rate and --auth-failures must not be negative")
+	}
+	cfg.MaxSessions, cfg.MaxSessionsPerClient = o.maxSessions, o.maxPerClient
+	cfg.CreatesPerMinute, cfg.AuthFailures = o.createRate, o.authFailures
+	if (o.tlsCert == "") != (o.tlsKey == "") {
+		return cfg, "", errors.New("--tls-cert and --tls-key go together")
+	}
+	cfg.TLSCertFile, cfg.TLSKeyFile = o.tlsCert, o.tlsKey
 	cfg.APIToken = o.apiToken
 	if o.tokenFile != "" {
 		b, err := os.ReadFile(o.tokenFile)

@@ -125,6 +125,7 @@ type step struct {
 	Data      any    `json:"data,omitempty"`
 	SendBytes int    `json:"sendBytes,omitempty"`
 	Seed      int    `json:"seed,omitempty"`
+	WaitMs    int    `json:"waitMs,omitempty"`
 }
 
 type result struct {
@@ -184,6 +185,21 @@ func e2eDir(t testing.TB) string {
 // runClient runs one scenario with the real JS client.
 func runClient(t testing.TB, sc scenario) *result {
 	t.Helper()
+	return startClient(t, sc).wait(t)
+}
+
+// pendingClient is a scenario running in the background.
+type pendingClient chan clientOutcome
+
+type clientOutcome struct {
+	r   *result
+	err error
+}
+
+// startClient starts a scenario and returns at once; wait collects it.
+// Only wait, on the test goroutine, may fail the test.
+func startClient(t testing.TB, sc scenario) pendingClient {
+	t.Helper()
 	dir := e2eDir(t)
 	if sc.Client == "" {
 		sc.Client = "sio-latest"
@@ -191,6 +207,24 @@ func runClient(t testing.TB, sc scenario) *result {
 	if sc.TimeoutMs == 0 {
 		sc.TimeoutMs = 30000
 	}
+	done := make(pendingClient, 1)
+	go func() {
+		r, err := execClient(dir, sc)
+		done <- clientOutcome{r, err}
+	}()
+	return done
+}
+
+func (p pendingClient) wait(t testing.TB) *result {
+	t.Helper()
+	o := <-p
+	if o.err != nil {
+		t.Fatal(o.err)
+	}
+	return o.r
+}
+
+func execClient(dir string, sc scenario) (*result, error) {
 	in, _ := json.Marshal(sc)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(sc.TimeoutMs)*time.Millisecond+30*time.Second)
 	defer cancel()
@@ -199,13 +233,13 @@ func runClient(t testing.TB, sc scenario) *result {
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		t.Fatalf("client.mjs: %v\nstderr: %s", err, stderr.String())
+		return nil, fmt.Errorf("client.mjs: %v\nstderr: %s", err, stderr.String())
 	}
 	var r result
 	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
-		t.Fatalf("client.mjs printed %q: %v", truncate(stdout.String(), 500), err)
+		return nil, fmt.Errorf("client.mjs printed %q: %v", truncate(stdout.String(), 500), err)
 	}
-	return &r
+	return &r, nil
 }
 
 // prompt is the test user's shell prompt (see sshdtest).

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"io/fs"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
@@ -118,9 +120,18 @@ func (s *Server) limitBody(next echo.HandlerFunc) echo.HandlerFunc {
 
 // storeRequest parses and stores the credentials of a create request.
 func (s *Server) storeRequest(c echo.Context) (string, error) {
+	client := s.clientIP(c.Request())
+	if ok, retry := s.creates.Allow(client); !ok {
+		c.Response().Header().Set("Retry-After", retryAfter(retry))
+		return "", &requestError{http.StatusTooManyRequests, "Too many requests from your address, try again in " + retryAfter(retry) + " s"}
+	}
 	target, err := parseCredentialRequest(c.Request())
 	if err != nil {
 		return "", err
+	}
+	if err := s.cfg.Targets.CheckLiteral(target.Host, target.Port); err != nil {
+		s.log.Info("refused target", "host", target.Host, "port", target.Port, "client", client, "err", err)
+		return "", &requestError{http.StatusForbidden, "Target not allowed by the gateway's policy"}
 	}
 	id, err := s.store.Put(target)
 	clear(target.PrivateKey)
@@ -132,7 +143,7 @@ func (s *Server) storeRequest(c echo.Context) (string, error) {
 		return "", err
 	}
 	s.log.Info("credentials stored", "id", shortID(id), "host", target.Host, "port", target.Port,
-		"user", target.User, "auth", authKind(target.PrivateKey), "client", s.clientIP(c.Request()))
+		"user", target.User, "auth", authKind(target.PrivateKey), "client", client)
 	return id, nil
 }
 
@@ -211,6 +222,11 @@ func (s *Server) baseURL(r *http.Request) string {
 func firstHeaderValue(r *http.Request, name string) string {
 	v, _, _ := strings.Cut(r.Header.Get(name), ",")
 	return strings.TrimSpace(v)
+}
+
+// retryAfter renders a wait in whole seconds, at least 1.
+func retryAfter(d time.Duration) string {
+	return strconv.Itoa(max(1, int((d+time.Second-1)/time.Second)))
 }
 
 func authKind(key []byte) string {

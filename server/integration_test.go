@@ -9,11 +9,12 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/alfresco-ssh/alfresco-ssh/internal/sshdtest"
+	"github.com/alfresco-ssh/alfresco-ssh/sshbridge"
+	"golang.org/x/crypto/ssh"
 )
 
 // Integration tests: the real OpenSSH sshd (internal/sshdtest), the gateway
@@ -175,6 +176,64 @@ func TestSessionTimeoutEvent(t *testing.T) {
 	}
 }
 
+// TestSessionHostKeys: a pinned key that does not match, and a host that
+// is not in known_hosts, are refused with a message naming the host and the
+// fingerprint it presented; a matching pin works.
+func TestSessionHostKeys(t *testing.T) {
+	sshd := sshdtest.Start(t)
+	dir := t.TempDir()
+	otherHost := filepath.Join(dir, "known_hosts")
+	// A known_hosts file that knows another key for this host.
+	other := sshdtest.Start(t)
+	if err := os.WriteFile(otherHost, []byte(strings.ReplaceAll(string(other.KnownHosts()),
+		fmt.Sprintf("]:%d ", other.Port), fmt.Sprintf("]:%d ", sshd.Port))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	knownHosts, err := sshbridge.NewHostKeys(sshbridge.PolicyKnownHosts, otherHost, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := ssh.FingerprintSHA256(sshd.HostKeys[0])
+	bad := ssh.FingerprintSHA256(other.HostKeys[0])
+	tests := []struct {
+		name     string
+		hostKeys *sshbridge.HostKeys
+		pin      string
+		want     string // empty: the session works
+	}{
+		{"pin matches", nil, good, ""},
+		{"pin mismatch", nil, bad, "does not match"},
+		{"changed key under known-hosts", knownHosts, "", "changed"},
+		{"pin beats known-hosts", knownHosts, good, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := startGateway(t, Config{SSH: sshbridge.Config{HostKeys: tt.hostKeys}})
+			body := passwordLogin(sshd)
+			if tt.pin != "" {
+				body["host_key"] = tt.pin
+			}
+			sc := scenario{URL: g.url, Transports: []string{"websocket"}, WaitEnd: true,
+				Start: map[string]any{"credentials_uuid": g.create(t, body)}}
+			if tt.want == "" {
+				sc.WaitReady, sc.Steps = true, append(echoSteps("pin"), step{Send: "exit\n"})
+			}
+			r := runClient(t, sc)
+			if tt.want == "" {
+				if p := r.problem(); p != "" {
+					t.Fatal(p)
+				}
+				checkClosed(t, r, "Connection closed")
+				return
+			}
+			checkClosed(t, r, tt.want)
+			if !strings.Contains(r.Closing.Output, "127.0.0.1") || !strings.Contains(r.Closing.Output, "SHA256:") {
+				t.Errorf("got %q, want the host and the fingerprint it presented", r.Closing.Output)
+			}
+		})
+	}
+}
+
 // TestSessionServerLimits: the server's own idle timeout and maximum
 // session duration end terminals with their reasons.
 func TestSessionServerLimits(t *testing.T) {
@@ -332,13 +391,9 @@ func TestSessionLargePaste(t *testing.T) {
 func TestSessionFloodIsolation(t *testing.T) {
 	sshd := sshdtest.Start(t)
 	g := startGateway(t, Config{})
-	var wg sync.WaitGroup
-	var flood *result
-	wg.Go(func() {
-		flood = runClient(t, scenario{URL: g.url, Transports: []string{"websocket"}, WaitReady: true, WaitEnd: true, TimeoutMs: 60000,
-			Start: map[string]any{"credentials_uuid": g.create(t, passwordLogin(sshd))},
-			Steps: []step{{Expect: prompt}, {Send: "timeout 4 yes flood; echo FLOOD-DONE\n"}, {Expect: "FLOOD-DONE\r\n", TimeoutMs: 50000}, {Send: "exit\n"}}})
-	})
+	flooding := startClient(t, scenario{URL: g.url, Transports: []string{"websocket"}, WaitReady: true, WaitEnd: true, TimeoutMs: 60000,
+		Start: map[string]any{"credentials_uuid": g.create(t, passwordLogin(sshd))},
+		Steps: []step{{Expect: prompt}, {Send: "timeout 4 yes flood; echo FLOOD-DONE\n"}, {Expect: "FLOOD-DONE\r\n", TimeoutMs: 50000}, {Send: "exit\n"}}})
 	var steps []step
 	for i := range 20 {
 		steps = append(steps, echoSteps(fmt.Sprint(i))...)
@@ -346,7 +401,7 @@ func TestSessionFloodIsolation(t *testing.T) {
 	echo := runClient(t, scenario{URL: g.url, Transports: []string{"websocket"}, WaitReady: true, WaitEnd: true,
 		Start: map[string]any{"credentials_uuid": g.create(t, passwordLogin(sshd))},
 		Steps: append(append([]step{{Expect: prompt}}, steps...), step{Send: "exit\n"})})
-	wg.Wait()
+	flood := flooding.wait(t)
 	if p := echo.problem(); p != "" {
 		t.Errorf("echo session: %s", p)
 	}
@@ -384,12 +439,9 @@ func TestClientGoneClosesSSH(t *testing.T) {
 func TestShutdownTellsClients(t *testing.T) {
 	sshd := sshdtest.Start(t)
 	g := startGateway(t, Config{})
-	done := make(chan *result, 1)
-	go func() {
-		done <- runClient(t, scenario{URL: g.url, Transports: []string{"websocket"}, WaitReady: true, WaitEnd: true,
-			Start: map[string]any{"credentials_uuid": g.create(t, passwordLogin(sshd))},
-			Steps: []step{{Expect: prompt}, {Send: "echo READY-FOR-SHUTDOWN\n"}, {Expect: "READY-FOR-SHUTDOWN\r\n"}}})
-	}()
+	done := startClient(t, scenario{URL: g.url, Transports: []string{"websocket"}, WaitReady: true, WaitEnd: true,
+		Start: map[string]any{"credentials_uuid": g.create(t, passwordLogin(sshd))},
+		Steps: []step{{Expect: prompt}, {Send: "echo READY-FOR-SHUTDOWN\n"}, {Expect: "READY-FOR-SHUTDOWN\r\n"}}})
 	waitFor(t, "the session to run", func() bool { return strings.Contains(g.logs.String(), "terminal session started") })
 	waitFor(t, "the prompt echo", func() bool { return sshd.Children() > 0 })
 	ctx, cancel := contextWithTimeout(10 * time.Second)
@@ -397,7 +449,7 @@ func TestShutdownTellsClients(t *testing.T) {
 	if err := g.srv.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
-	r := <-done
+	r := done.wait(t)
 	checkClosed(t, r, "shutting down")
 	if err := sshd.WaitNoChildren(5 * time.Second); err != nil {
 		t.Error(err)

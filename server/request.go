@@ -35,6 +35,7 @@ type credentialFields map[string]string
 
 var knownFields = map[string]bool{
 	"hostname": true, "username": true, "password": true, "port": true, "ssh_key": true, "passphrase": true,
+	"host_key": true,
 }
 
 // parseCredentialRequest reads a create-credentials request (JSON with a
@@ -159,6 +160,13 @@ func (f credentialFields) target() (sshbridge.Target, error) {
 			return t, badRequest("Invalid port: must be an integer between 1 and 65535")
 		}
 		t.Port = port
+	}
+	if pin := f["host_key"]; pin != "" {
+		parsed, err := sshbridge.ParseHostKeyPin(pin)
+		if err != nil {
+			return t, badRequest("Invalid host_key: %s", strings.TrimPrefix(err.Error(), sshbridge.ErrBadPin.Error()+": "))
+		}
+		t.HostKey = parsed.String()
 	}
 	key := f["ssh_key"]
 	switch {

@@ -93,6 +93,9 @@ func TestParseCredentialRequestJSON(t *testing.T) {
 		{"empty body", ``, 400, "", 0, "Malformed JSON"},
 		{"trailing data", `{"hostname":"h","username":"u","password":"p"} {}`, 400, "", 0, "Malformed JSON"},
 		{"both password and key", `{"hostname":"h","username":"u","password":"p","ssh_key":"k"}`, 400, "", 0, "not both"},
+		{"host key pin", `{"hostname":"h","username":"u","password":"p","host_key":"SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU"}`, 0, "h", 22, ""},
+		{"bad host key pin", `{"hostname":"h","username":"u","password":"p","host_key":"SHA256:abc"}`, 400, "", 0, "Invalid host_key: a SHA256 fingerprint"},
+		{"host key pin number", `{"hostname":"h","username":"u","password":"p","host_key":42}`, 400, "", 0, "Invalid host_key"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

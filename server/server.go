@@ -62,6 +62,19 @@ type Config struct {
 	// alone). MaxSessionDuration, when set, ends every terminal after that
 	// long.
 	IdleTimeout, MaxSessionDuration time.Duration
+	// Targets decides where the gateway may connect; nil allows every
+	// address but link-local and cloud metadata ones.
+	Targets *TargetPolicy
+	// Limits, each off when zero: concurrent terminals in total and per
+	// client address, credential creations per client address per minute,
+	// and SSH authentication failures (per client address and per target,
+	// within 10 minutes) before a back-off starting at 30 s.
+	MaxSessions, MaxSessionsPerClient int
+	CreatesPerMinute                  int
+	AuthFailures                      int
+	// TLSCertFile and TLSKeyFile, when set, make Serve speak HTTPS; the
+	// files are re-read when they change.
+	TLSCertFile, TLSKeyFile string
 	// APIToken, when set, must be sent as "Authorization: Bearer <token>"
 	// to the create endpoints.
 	APIToken string
@@ -104,6 +117,12 @@ func (c *Config) setDefaults() {
 	if c.SSH.Logger == nil {
 		c.SSH.Logger = c.Logger
 	}
+	if c.Targets == nil {
+		c.Targets = NewTargetPolicy(nil, nil, nil)
+	}
+	if c.SSH.Dialer == nil {
+		c.SSH.Dialer = c.Targets
+	}
 }
 
 // Server is the gateway.
@@ -115,6 +134,11 @@ type Server struct {
 	echo  *echo.Echo
 	io    *socket.Server
 	http  *http.Server
+
+	creates  *rateLimiter
+	authFail *authBackoff
+	sessions *sessionCounter
+	certs    *certReloader
 
 	mu        sync.Mutex
 	closing   bool
@@ -146,6 +170,14 @@ func New(cfg Config) (*Server, error) {
 		store:     store,
 		page:      pg,
 		terminals: make(map[*terminal]struct{}),
+		creates:   newRateLimiter(cfg.CreatesPerMinute, time.Minute),
+		authFail:  newAuthBackoff(cfg.AuthFailures, 10*time.Minute, 30*time.Second, 15*time.Minute),
+		sessions:  newSessionCounter(cfg.MaxSessions, cfg.MaxSessionsPerClient),
+	}
+	if cfg.TLSCertFile != "" || cfg.TLSKeyFile != "" {
+		if s.certs, err = newCertReloader(cfg.TLSCertFile, cfg.TLSKeyFile, cfg.Logger); err != nil {
+			return nil, err
+		}
 	}
 	s.io = s.newSocketIO()
 	if s.echo, err = s.newEcho(); err != nil {
@@ -157,6 +189,9 @@ func New(cfg Config) (*Server, error) {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
 	}
+	if s.certs != nil {
+		s.http.TLSConfig = s.certs.TLSConfig()
+	}
 	return s, nil
 }
 
@@ -166,7 +201,12 @@ func (s *Server) Handler() http.Handler { return s.echo }
 // Serve serves HTTP on ln until Shutdown. It returns nil after a clean
 // shutdown.
 func (s *Server) Serve(ln net.Listener) error {
-	err := s.http.Serve(ln)
+	var err error
+	if s.certs != nil {
+		err = s.http.ServeTLS(ln, "", "")
+	} else {
+		err = s.http.Serve(ln)
+	}
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}

@@ -29,6 +29,16 @@ var (
 	errLifetime   = errors.New("maximum session duration reached")
 )
 
+// blockedError is a refusal that lasts until a back-off ends.
+type blockedError struct {
+	what  string
+	retry time.Duration
+}
+
+func (e *blockedError) Error() string {
+	return fmt.Sprintf("too many failed logins %s; try again in %s s", e.what, retryAfter(e.retry))
+}
+
 // backstopDelay is how long a socket that was told to disconnect may keep
 // its connection before the server closes it.
 const backstopDelay = 2 * time.Second
@@ -61,9 +71,10 @@ func (s *Server) newSocketIO() *socket.Server {
 // terminal is the state of one Socket.IO socket of the /ssh namespace: at
 // most one SSH session, started by start-session.
 type terminal struct {
-	srv  *Server
-	sock *socket.Socket
-	log  *slog.Logger
+	srv    *Server
+	sock   *socket.Socket
+	client string // client address, for the per-client limits
+	log    *slog.Logger
 	// gate holds a token while an output message is on its way to the
 	// browser; the engine's send callback takes it back. Output that
 	// arrives meanwhile waits in the SSH channel and goes out coalesced.
@@ -83,12 +94,17 @@ type terminal struct {
 // attach wires a new socket. Every handler is registered here,
 // synchronously, so no early event is lost.
 func (s *Server) attach(sock *socket.Socket) {
+	client := sock.Handshake().Address
+	if r := sock.Request(); r != nil && r.Request() != nil {
+		client = s.clientIP(r.Request())
+	}
 	t := &terminal{
-		srv:  s,
-		sock: sock,
-		log:  s.log.With("socket", string(sock.Id()), "client", sock.Handshake().Address),
-		gate: make(chan struct{}, 1),
-		size: sshbridge.DefaultWindowSize,
+		srv:    s,
+		sock:   sock,
+		client: client,
+		log:    s.log.With("socket", string(sock.Id()), "client", client),
+		gate:   make(chan struct{}, 1),
+		size:   sshbridge.DefaultWindowSize,
 	}
 	if !s.track(t) {
 		t.finish(errShutdown)
@@ -138,11 +154,30 @@ func (t *terminal) onStart(args ...any) {
 		t.finish(errNoSession)
 		return
 	}
+	release, err := t.admit(target)
+	if err != nil {
+		t.log.Info("session refused", "reason", err)
+		t.srv.running.Done()
+		t.finish(err)
+		return
+	}
 	log := t.log.With("id", shortID(id), "host", target.Host, "port", target.Port, "user", target.User)
 	go func() {
 		defer t.srv.running.Done()
+		defer release()
 		t.finish(t.run(ctx, log, target, size))
 	}()
+}
+
+// admit applies the session limits and the login back-off before a dial.
+func (t *terminal) admit(target sshbridge.Target) (release func(), err error) {
+	if blocked, retry := t.srv.authFail.Blocked(t.client); blocked {
+		return nil, &blockedError{"from your address", retry}
+	}
+	if blocked, retry := t.srv.authFail.Blocked(target.Addr()); blocked {
+		return nil, &blockedError{"to this host", retry}
+	}
+	return t.srv.sessions.Acquire(t.client)
 }
 
 // run opens the SSH session and streams its output until it ends. It
@@ -154,9 +189,15 @@ func (t *terminal) run(ctx context.Context, log *slog.Logger, target sshbridge.T
 		if cause := context.Cause(ctx); cause != nil {
 			return cause
 		}
+		if errors.Is(err, sshbridge.ErrAuth) {
+			t.srv.authFail.Failure(t.client)
+			t.srv.authFail.Failure(target.Addr())
+		}
 		log.Info("ssh connection failed", "err", err)
 		return err
 	}
+	t.srv.authFail.Success(t.client)
+	t.srv.authFail.Success(target.Addr())
 	defer sess.Close()
 	stop := context.AfterFunc(ctx, func() { sess.Close() })
 	defer stop()
@@ -387,7 +428,20 @@ func (t *terminal) finish(reason error) {
 
 // closingText is the user's explanation of why the terminal ended.
 func closingText(reason error) string {
+	var hostKey *sshbridge.HostKeyError
+	var denied *TargetDeniedError
+	var blocked *blockedError
 	switch {
+	case errors.As(reason, &hostKey):
+		return "Connection failed: " + hostKey.UserMessage() + "."
+	case errors.As(reason, &denied):
+		return "Connection refused by the gateway's policy: " + denied.Error() + "."
+	case errors.As(reason, &blocked):
+		return "Connection refused: " + blocked.Error() + "."
+	case errors.Is(reason, errTooManySessions):
+		return "Connection refused: the gateway has too many sessions, try again later."
+	case errors.Is(reason, errTooManyClientSessions):
+		return "Connection refused: too many sessions from your address."
 	case reason == nil:
 		return "Connection closed."
 	case errors.Is(reason, errInactive):

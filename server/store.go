@@ -48,6 +48,7 @@ type storedTarget struct {
 	Password   string `json:"pw,omitempty"`
 	PrivateKey []byte `json:"k,omitempty"`
 	Passphrase string `json:"pp,omitempty"`
+	HostKey    string `json:"hk,omitempty"`
 }
 
 // NewStore returns a store whose entries expire after ttl, holding at most

@@ -20,9 +20,10 @@ type Config struct {
 	// Timeout bounds TCP connect, SSH handshake, authentication and shell
 	// start together.
 	Timeout time.Duration
-	// HostKeyCallback verifies the server's host key. Nil accepts any key and
-	// logs its SHA256 fingerprint (the behaviour of the server we replace).
-	HostKeyCallback ssh.HostKeyCallback
+	// HostKeys verifies the server's host key when the Target does not pin
+	// it. Nil accepts any key and logs its SHA256 fingerprint (the
+	// behaviour of the server we replace), as PolicyAccept does.
+	HostKeys *HostKeys
 	// Logger receives connection events; nil discards them.
 	Logger *slog.Logger
 	// Dialer opens the TCP connection; nil uses a net.Dialer.
@@ -41,7 +42,11 @@ var DefaultWindowSize = WindowSize{Rows: 24, Cols: 80}
 
 // Dial connects to the target, authenticates, and starts an interactive
 // shell on a PTY of the given size. The returned error wraps one of the
-// package's Err values and never contains secrets.
+// package's Err values and never contains secrets. A refused host key is a
+// *HostKeyError (it matches ErrHostKey); an invalid Target.HostKey matches
+// ErrBadPin. A fingerprint pin does not say which of the server's keys it
+// is, so Dial may connect up to once per key type the server has, each
+// time stopping before authentication, until the server presents it.
 func Dial(ctx context.Context, cfg Config, t Target, size WindowSize) (*Session, error) {
 	log := cfg.Logger
 	if log == nil {
@@ -52,10 +57,11 @@ func Dial(ctx context.Context, cfg Config, t Target, size WindowSize) (*Session,
 	if err != nil {
 		return nil, err
 	}
-	hostKey := cfg.HostKeyCallback
-	if hostKey == nil {
-		hostKey = acceptAnyHostKey(log)
+	pin, err := ParseHostKeyPin(t.HostKey)
+	if err != nil {
+		return nil, fmt.Errorf("sshbridge: connect %s: %w", addr, err)
 	}
+	hostKey := cfg.HostKeys.newCheck(addr, pin, log)
 	if cfg.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, cfg.Timeout)
@@ -65,18 +71,35 @@ func Dial(ctx context.Context, cfg Config, t Target, size WindowSize) (*Session,
 	if dialer == nil {
 		dialer = &net.Dialer{}
 	}
-	conn, err := dialer.DialContext(ctx, "tcp", addr)
+	algos := hostKey.algorithms()
+	for attempt := 1; ; attempt++ {
+		s, err := connect(ctx, dialer.DialContext, addr, &ssh.ClientConfig{
+			User:              t.User,
+			Auth:              auth,
+			HostKeyCallback:   hostKey.callback,
+			HostKeyAlgorithms: algos,
+		}, cfg.Term, size)
+		if err == nil {
+			log.Debug("ssh shell started", "addr", addr)
+			return s, nil
+		}
+		if algos, err = hostKey.retry(attempt, algos, err); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// connect dials addr with dial and starts the shell.
+func connect(ctx context.Context, dial func(ctx context.Context, network, addr string) (net.Conn, error),
+	addr string, cc *ssh.ClientConfig, term string, size WindowSize) (*Session, error) {
+	conn, err := dial(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("sshbridge: dial %s: %w", addr, classifyNetErr(ctx, err))
 	}
 	// Until the shell runs, cancelling ctx (or its deadline) closes the
 	// connection, which aborts whatever step is blocked on it.
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	s, err := start(conn, addr, &ssh.ClientConfig{
-		User:            t.User,
-		Auth:            auth,
-		HostKeyCallback: hostKey,
-	}, cfg.Term, size)
+	s, err := start(conn, addr, cc, term, size)
 	if !stop() {
 		if s != nil {
 			s.Close()
@@ -87,7 +110,6 @@ func Dial(ctx context.Context, cfg Config, t Target, size WindowSize) (*Session,
 		conn.Close()
 		return nil, fmt.Errorf("sshbridge: connect %s: %w", addr, err)
 	}
-	log.Debug("ssh shell started", "addr", addr)
 	return s, nil
 }
 
@@ -143,14 +165,6 @@ func answerOnce(password string) ssh.KeyboardInteractiveChallenge {
 			}
 		}
 		return answers, nil
-	}
-}
-
-func acceptAnyHostKey(log *slog.Logger) ssh.HostKeyCallback {
-	return func(hostname string, remote net.Addr, key ssh.PublicKey) error {
-		log.Info("accepted host key without verification",
-			"host", hostname, "type", key.Type(), "fingerprint", ssh.FingerprintSHA256(key))
-		return nil
 	}
 }
 

@@ -40,6 +40,9 @@ type serverOptions struct {
 	AuthorizedKeys []ssh.PublicKey
 	// RejectSessions refuses every "session" channel.
 	RejectSessions bool
+	// HostKeys are the host keys (or certificates) the server offers; nil
+	// offers the shared ed25519 key of hostSigner.
+	HostKeys []ssh.Signer
 }
 
 // maxKeyboardRounds is how often the keyboard-interactive server repeats
@@ -85,19 +88,25 @@ var hostSigner = sync.OnceValues(func() (ssh.Signer, error) {
 
 func newTestServer(t *testing.T, opts serverOptions) *testServer {
 	t.Helper()
-	signer, err := hostSigner()
-	if err != nil {
-		t.Fatalf("host key: %v", err)
+	signers := opts.HostKeys
+	if len(signers) == 0 {
+		signer, err := hostSigner()
+		if err != nil {
+			t.Fatalf("host key: %v", err)
+		}
+		signers = []ssh.Signer{signer}
 	}
 	s := &testServer{
 		opts:    opts,
-		hostKey: signer.PublicKey(),
+		hostKey: signers[0].PublicKey(),
 		events:  make(chan ptyEvent, 16),
 		done:    make(chan struct{}),
 		conns:   make(map[net.Conn]struct{}),
 	}
 	s.cfg = &ssh.ServerConfig{}
-	s.cfg.AddHostKey(signer)
+	for _, signer := range signers {
+		s.cfg.AddHostKey(signer)
+	}
 	if opts.Password != "" && opts.KeyboardInteractiveOnly {
 		s.cfg.KeyboardInteractiveCallback = s.keyboardInteractive
 	} else if opts.Password != "" {
@@ -119,6 +128,7 @@ func newTestServer(t *testing.T, opts serverOptions) *testServer {
 		}
 	}
 
+	var err error
 	s.ln, err = net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("listen: %v", err)

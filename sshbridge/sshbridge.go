@@ -1,16 +1,18 @@
 // Package sshbridge opens interactive SSH shells for the gateway.
 //
-// It owns the SSH side of a terminal: dialling with a deadline,
-// authenticating with a password (also answered through
-// keyboard-interactive) or a private key, requesting a PTY and a shell, and
-// exposing the result as a Session with reader/writer methods, Resize and
-// Close. It knows nothing of HTTP or Socket.IO.
+// It owns the SSH side of a terminal: dialling with a deadline, verifying
+// the server's host key (HostKeys: a policy and a known_hosts file;
+// HostKeyPin: a key pinned by the Target), authenticating with a password
+// (also answered through keyboard-interactive) or a private key, requesting
+// a PTY and a shell, and exposing the result as a Session with
+// reader/writer methods, Resize and Close. It knows nothing of HTTP or
+// Socket.IO.
 //
 // Concurrency: Dial may be called from any goroutine and is cancelled by its
-// context. On a Session, Read (and reading Stderr) must each be used by one
-// goroutine at a time; Write, Resize and Close are safe to call concurrently
-// with them and with each other. Close is idempotent and unblocks pending
-// reads and writes.
+// context; one HostKeys serves concurrent Dials. On a Session, Read (and
+// reading Stderr) must each be used by one goroutine at a time; Write,
+// Resize and Close are safe to call concurrently with them and with each
+// other. Close is idempotent and unblocks pending reads and writes.
 package sshbridge
 
 import (
@@ -43,6 +45,11 @@ type Target struct {
 	Password   string
 	PrivateKey []byte // PEM (PKCS#1, PKCS#8, SEC 1) or OpenSSH format
 	Passphrase string // decrypts an encrypted PrivateKey
+	// HostKey optionally pins the server's host key: an OpenSSH public key
+	// line or a "SHA256:" fingerprint, as ParseHostKeyPin accepts. A pin
+	// overrides Config.HostKeys. Validate it with ParseHostKeyPin when the
+	// Target is made: Dial fails with ErrBadPin on an invalid one.
+	HostKey string
 }
 
 // Addr returns the host:port to dial.

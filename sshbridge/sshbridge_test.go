@@ -8,12 +8,10 @@ import (
 	"log/slog"
 	"net"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
-	"golang.org/x/crypto/ssh"
 
 	"github.com/alfresco-ssh/alfresco-ssh/sshbridge"
 )
@@ -292,73 +290,6 @@ func TestStderr(t *testing.T) {
 	// The stderr text must not show up on stdout (only its echo).
 	if got, want := out.waitFor(t, "24 80\r\n"), "stderr oops:on-stderr\r\nsize\r\n24 80\r\n"; got != want {
 		t.Errorf("stdout: got %q, want %q", got, want)
-	}
-}
-
-func TestHostKeyCallback(t *testing.T) {
-	srv := newTestServer(t, serverOptions{User: "u", Password: "pw"})
-	target := srv.Target()
-	target.Password = "pw"
-	tests := []struct {
-		name    string
-		verdict error
-		wantErr error
-	}{
-		{"accept", nil, nil},
-		{"reject", fmt.Errorf("pinned key mismatch: %w", sshbridge.ErrHostKey), sshbridge.ErrHostKey},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var calls atomic.Int32
-			var gotKey atomic.Value
-			cfg := sshbridge.Config{
-				Timeout: waitTimeout,
-				HostKeyCallback: func(hostname string, remote net.Addr, key ssh.PublicKey) error {
-					calls.Add(1)
-					gotKey.Store(ssh.FingerprintSHA256(key))
-					return tt.verdict
-				},
-			}
-			r := recv(t, dialAsync(t, t.Context(), cfg, target), "Dial to return")
-			if r.sess != nil {
-				r.sess.Close()
-			}
-			if got := calls.Load(); got != 1 {
-				t.Errorf("callback calls: got %d, want 1", got)
-			}
-			if got, want := gotKey.Load(), ssh.FingerprintSHA256(srv.hostKey); got != want {
-				t.Errorf("callback key: got %v, want %v", got, want)
-			}
-			if tt.wantErr == nil && r.err != nil {
-				t.Errorf("Dial: got error %v, want nil", r.err)
-			}
-			if tt.wantErr != nil && !errors.Is(r.err, tt.wantErr) {
-				t.Errorf("Dial: got error %v, want %v", r.err, tt.wantErr)
-			}
-		})
-	}
-}
-
-func TestDefaultHostKeyCallbackLogs(t *testing.T) {
-	srv := newTestServer(t, serverOptions{User: "u", Password: "pw"})
-	target := srv.Target()
-	target.Password = "pw"
-	var logs syncBuffer
-	cfg := sshbridge.Config{
-		Timeout: waitTimeout,
-		Logger:  slog.New(slog.NewTextHandler(&logs, nil)),
-	}
-	dialShell(t, cfg, target, sshbridge.DefaultWindowSize)
-
-	fp := ssh.FingerprintSHA256(srv.hostKey)
-	if !strings.HasPrefix(fp, "SHA256:") {
-		t.Fatalf("fingerprint: got %q, want a SHA256: prefix", fp)
-	}
-	got := logs.String()
-	for _, want := range []string{"level=INFO", "fingerprint=" + fp, "type=" + srv.hostKey.Type()} {
-		if !strings.Contains(got, want) {
-			t.Errorf("log: got %q, want it to contain %q", got, want)
-		}
 	}
 }
 

@@ -1,0 +1,575 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// manualClock is a clock that moves only when told; its Now replaces the
+// now field of the limiters and the certificate reloader.
+type manualClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newManualClock() *manualClock {
+	return &manualClock{t: time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)}
+}
+
+func (c *manualClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *manualClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// rateStep advances the clock, then calls Allow(key) and expects ok and
+// retryAfter.
+type rateStep struct {
+	advance time.Duration
+	key     string
+	ok      bool
+	retry   time.Duration
+}
+
+// repeatN returns k copies of s.
+func repeatN[S any](k int, s S) []S {
+	out := make([]S, k)
+	for i := range out {
+		out[i] = s
+	}
+	return out
+}
+
+func concatN[S any](parts ...[]S) []S {
+	var out []S
+	for _, p := range parts {
+		out = append(out, p...)
+	}
+	return out
+}
+
+func TestRateLimiter(t *testing.T) {
+	allowA := rateStep{key: "a", ok: true}
+	tests := []struct {
+		name   string
+		n      int
+		window time.Duration
+		steps  []rateStep
+	}{
+		{
+			name: "trips at n+1", n: 3, window: 3 * time.Second,
+			steps: concatN(repeatN(3, allowA), []rateStep{
+				{key: "a", retry: time.Second},
+				{key: "a", retry: time.Second},
+			}),
+		},
+		{
+			name: "one token back after window/n", n: 3, window: 3 * time.Second,
+			steps: concatN(repeatN(3, allowA), []rateStep{
+				{advance: 500 * time.Millisecond, key: "a", retry: 500 * time.Millisecond},
+				{advance: 500*time.Millisecond - 1, key: "a", retry: 1},
+				{advance: 1, key: "a", ok: true},
+				{key: "a", retry: time.Second},
+			}),
+		},
+		{
+			name: "full again after window", n: 3, window: 3 * time.Second,
+			steps: concatN(repeatN(3, allowA), []rateStep{{advance: 3 * time.Second, key: "a", ok: true}},
+				repeatN(2, allowA), []rateStep{{key: "a", retry: time.Second}}),
+		},
+		{
+			name: "no more than a burst of n after a long pause", n: 2, window: time.Minute,
+			steps: concatN([]rateStep{{advance: time.Hour, key: "a", ok: true}},
+				repeatN(1, allowA), []rateStep{{key: "a", retry: 30 * time.Second}}),
+		},
+		{
+			name: "keys are independent", n: 2, window: time.Minute,
+			steps: concatN(repeatN(2, allowA), []rateStep{
+				{key: "a", retry: 30 * time.Second},
+				{key: "b", ok: true},
+				{key: "b", ok: true},
+				{key: "b", retry: 30 * time.Second},
+				{key: "a", retry: 30 * time.Second},
+			}),
+		},
+		{
+			name: "window not a multiple of n", n: 3, window: 10 * time.Second,
+			steps: concatN(repeatN(3, allowA), []rateStep{
+				{key: "a", retry: 10 * time.Second / 3},
+				{advance: 10 * time.Second / 3, key: "a", ok: true},
+				{key: "a", retry: 10 * time.Second / 3},
+			}),
+		},
+		{name: "n zero disables", n: 0, window: time.Minute, steps: repeatN(1000, allowA)},
+		{name: "n negative disables", n: -1, window: time.Minute, steps: repeatN(1000, allowA)},
+		{name: "window zero disables", n: 1, window: 0, steps: repeatN(1000, allowA)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := newManualClock()
+			l := newRateLimiter(tt.n, tt.window)
+			l.now = clock.Now
+			for i, s := range tt.steps {
+				clock.Advance(s.advance)
+				ok, retry := l.Allow(s.key)
+				if ok != s.ok || retry != s.retry {
+					t.Fatalf("step %d: Allow(%q) = %v, %v; want %v, %v", i, s.key, ok, retry, s.ok, s.retry)
+				}
+			}
+		})
+	}
+}
+
+func TestRateLimiterSweepBoundsMemory(t *testing.T) {
+	clock := newManualClock()
+	l := newRateLimiter(5, time.Minute)
+	l.now = clock.Now
+	const keys = 10_000
+	for i := range keys {
+		if ok, _ := l.Allow(fmt.Sprint("client-", i)); !ok {
+			t.Fatalf("first Allow for key %d refused", i)
+		}
+	}
+	if got := len(l.full); got != keys {
+		t.Fatalf("tracked keys = %d, want %d", got, keys)
+	}
+
+	// Just before the sweep is due, exhaust one key: a sweep must not
+	// forget a key that is still limited.
+	clock.Advance(time.Minute - 1)
+	for range 5 {
+		l.Allow("busy")
+	}
+	if got := len(l.full); got != keys+1 {
+		t.Fatalf("tracked keys before the sweep = %d, want %d", got, keys+1)
+	}
+
+	clock.Advance(1)
+	if ok, _ := l.Allow("busy"); ok {
+		t.Fatal("busy key allowed after the sweep, want still limited")
+	}
+	if got := len(l.full); got != 1 {
+		t.Fatalf("tracked keys after the sweep = %d, want 1 (only the busy key)", got)
+	}
+}
+
+func TestRateLimiterCap(t *testing.T) {
+	clock := newManualClock()
+	l := newRateLimiter(2, 2*time.Second) // one token a second
+	l.now = clock.Now
+	l.maxKeys = 3
+	steps := []rateStep{
+		{key: "a", ok: true},
+		{key: "b", ok: true},
+		{key: "c", ok: true},
+		{key: "d", retry: time.Second}, // table full, nothing to sweep
+		{key: "a", ok: true},           // known keys are unaffected
+		{key: "a", retry: time.Second},
+		// b and c are full again: the early sweep makes room.
+		{advance: time.Second, key: "d", ok: true},
+		{key: "e", ok: true},
+		{key: "f", retry: time.Second}, // a, d, e: full again
+	}
+	for i, s := range steps {
+		clock.Advance(s.advance)
+		ok, retry := l.Allow(s.key)
+		if ok != s.ok || retry != s.retry {
+			t.Fatalf("step %d: Allow(%q) = %v, %v; want %v, %v", i, s.key, ok, retry, s.ok, s.retry)
+		}
+		if len(l.full) > l.maxKeys {
+			t.Fatalf("step %d: tracked keys = %d, want at most %d", i, len(l.full), l.maxKeys)
+		}
+	}
+}
+
+func TestRateLimiterConcurrent(t *testing.T) {
+	clock := newManualClock()
+	l := newRateLimiter(10, time.Minute)
+	l.now = clock.Now
+	var allowed atomic.Int32
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range 100 {
+		wg.Go(func() {
+			<-start
+			if ok, _ := l.Allow("shared"); ok {
+				allowed.Add(1)
+			}
+			l.Allow(fmt.Sprint("own-", i))
+		})
+	}
+	close(start)
+	wg.Wait()
+	if got := allowed.Load(); got != 10 {
+		t.Fatalf("allowed %d of 100 concurrent events, want 10", got)
+	}
+}
+
+// backoffStep advances the clock, then does op ("fail", "ok" or "check") on
+// key; a check expects blocked and retry.
+type backoffStep struct {
+	advance time.Duration
+	op      string
+	key     string
+	blocked bool
+	retry   time.Duration
+}
+
+func TestAuthBackoff(t *testing.T) {
+	fail := backoffStep{op: "fail", key: "a"}
+	free := backoffStep{op: "check", key: "a"}
+	blockedFor := func(d time.Duration) backoffStep {
+		return backoffStep{op: "check", key: "a", blocked: true, retry: d}
+	}
+	after := func(d time.Duration, s backoffStep) backoffStep { s.advance = d; return s }
+
+	type config struct {
+		limit                    int
+		window, base, maxBackoff time.Duration
+	}
+	std := config{limit: 3, window: time.Minute, base: time.Second, maxBackoff: 8 * time.Second}
+	tests := []struct {
+		name  string
+		cfg   config
+		steps []backoffStep
+	}{
+		{
+			name: "blocks exactly at limit", cfg: std,
+			steps: []backoffStep{
+				free, fail, free, fail, free, fail,
+				blockedFor(time.Second),
+				after(time.Second-1, blockedFor(1)),
+				after(1, free),
+			},
+		},
+		{
+			name: "back-off doubles and is capped", cfg: std,
+			steps: []backoffStep{
+				fail, fail, fail, blockedFor(time.Second),
+				after(time.Second, fail), blockedFor(2 * time.Second),
+				after(2*time.Second, fail), blockedFor(4 * time.Second),
+				after(4*time.Second, fail), blockedFor(8 * time.Second),
+				after(8*time.Second, fail), blockedFor(8 * time.Second),
+				after(8*time.Second, fail), blockedFor(8 * time.Second),
+			},
+		},
+		{
+			name: "success resets", cfg: std,
+			steps: []backoffStep{
+				fail, fail, fail, fail, blockedFor(2 * time.Second),
+				{op: "ok", key: "a"}, free,
+				fail, fail, free, fail, blockedFor(time.Second),
+			},
+		},
+		{
+			name: "failures older than window are forgotten", cfg: std,
+			steps: []backoffStep{
+				fail, fail,
+				after(time.Minute, fail), free, fail, free, fail, blockedFor(time.Second),
+			},
+		},
+		{
+			name: "failures within window count", cfg: std,
+			steps: []backoffStep{
+				fail, fail,
+				after(time.Minute-1, fail), blockedFor(time.Second),
+			},
+		},
+		{
+			name: "keys are independent", cfg: std,
+			steps: []backoffStep{
+				fail, fail, fail, blockedFor(time.Second),
+				{op: "check", key: "b"},
+				{op: "fail", key: "b"},
+				{op: "check", key: "b"},
+				{op: "ok", key: "b"},
+				blockedFor(time.Second),
+			},
+		},
+		{
+			// A back-off longer than window still escalates, and the key
+			// is forgotten after a quiet window once the block ends.
+			name: "back-off longer than window",
+			cfg:  config{limit: 2, window: 10 * time.Second, base: 8 * time.Second, maxBackoff: time.Minute},
+			steps: []backoffStep{
+				fail, fail, blockedFor(8 * time.Second),
+				after(8*time.Second, fail), blockedFor(16 * time.Second),
+				after(16*time.Second, fail), blockedFor(32 * time.Second),
+				after(32*time.Second, fail), blockedFor(time.Minute),
+				after(time.Minute+10*time.Second-1, fail), blockedFor(time.Minute),
+				after(time.Minute+10*time.Second, fail), free,
+				fail, blockedFor(8 * time.Second),
+			},
+		},
+		{
+			name: "max backoff below base is base",
+			cfg:  config{limit: 1, window: time.Minute, base: 5 * time.Second, maxBackoff: time.Second},
+			steps: []backoffStep{
+				fail, blockedFor(5 * time.Second),
+				after(5*time.Second, fail), blockedFor(5 * time.Second),
+			},
+		},
+		{
+			name:  "limit zero disables",
+			cfg:   config{limit: 0, window: time.Minute, base: time.Second, maxBackoff: time.Minute},
+			steps: concatN(repeatN(100, fail), []backoffStep{free}),
+		},
+		{
+			name:  "window zero disables",
+			cfg:   config{limit: 1, window: 0, base: time.Second, maxBackoff: time.Minute},
+			steps: concatN(repeatN(100, fail), []backoffStep{free}),
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := newManualClock()
+			b := newAuthBackoff(tt.cfg.limit, tt.cfg.window, tt.cfg.base, tt.cfg.maxBackoff)
+			b.now = clock.Now
+			for i, s := range tt.steps {
+				clock.Advance(s.advance)
+				switch s.op {
+				case "fail":
+					b.Failure(s.key)
+				case "ok":
+					b.Success(s.key)
+				case "check":
+					blocked, retry := b.Blocked(s.key)
+					if blocked != s.blocked || retry != s.retry {
+						t.Fatalf("step %d: Blocked(%q) = %v, %v; want %v, %v", i, s.key, blocked, retry, s.blocked, s.retry)
+					}
+				default:
+					t.Fatalf("step %d: unknown op %q", i, s.op)
+				}
+			}
+		})
+	}
+}
+
+func TestAuthBackoffSweepBoundsMemory(t *testing.T) {
+	clock := newManualClock()
+	b := newAuthBackoff(3, time.Minute, time.Second, time.Hour)
+	b.now = clock.Now
+	const keys = 10_000
+	for i := range keys {
+		b.Failure(fmt.Sprint("client-", i))
+	}
+	for range 3 {
+		b.Failure("blocked")
+	}
+	if got := len(b.keys); got != keys+1 {
+		t.Fatalf("tracked keys = %d, want %d", got, keys+1)
+	}
+	clock.Advance(time.Minute)
+	b.Failure("blocked") // sweeps; the blocked key is kept and escalates
+	if got := len(b.keys); got != 1 {
+		t.Fatalf("tracked keys after the sweep = %d, want 1", got)
+	}
+	if blocked, retry := b.Blocked("blocked"); !blocked || retry != 2*time.Second {
+		t.Fatalf("Blocked(blocked) = %v, %v; want true, 2s", blocked, retry)
+	}
+}
+
+func TestAuthBackoffConcurrent(t *testing.T) {
+	clock := newManualClock()
+	b := newAuthBackoff(3, time.Minute, time.Second, 8*time.Second)
+	b.now = clock.Now
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range 100 {
+		wg.Go(func() {
+			<-start
+			b.Failure("target:22")
+			b.Blocked("target:22")
+			key := fmt.Sprint("client-", i%10)
+			b.Failure(key)
+			b.Success(key)
+		})
+	}
+	close(start)
+	wg.Wait()
+	if blocked, retry := b.Blocked("target:22"); !blocked || retry != 8*time.Second {
+		t.Fatalf("Blocked after 100 failures = %v, %v; want true, 8s (the cap)", blocked, retry)
+	}
+	// Only as many failures as it takes to reach the cap are kept.
+	if got, want := len(b.keys["target:22"].times), 3+3; got != want {
+		t.Fatalf("failures kept = %d, want %d", got, want)
+	}
+}
+
+func TestSessionCounterLimits(t *testing.T) {
+	tests := []struct {
+		name              string
+		maxTotal, maxPerK int
+		keys              []string
+		want              []error // one per key
+	}{
+		{
+			name: "total", maxTotal: 2,
+			keys: []string{"a", "b", "c", "a"},
+			want: []error{nil, nil, errTooManySessions, errTooManySessions},
+		},
+		{
+			name: "per key", maxPerK: 2,
+			keys: []string{"a", "a", "a", "b", "b", "b"},
+			want: []error{nil, nil, errTooManyClientSessions, nil, nil, errTooManyClientSessions},
+		},
+		{
+			name: "both, per key reported first", maxTotal: 3, maxPerK: 2,
+			keys: []string{"a", "a", "b", "a", "c"},
+			want: []error{nil, nil, nil, errTooManyClientSessions, errTooManySessions},
+		},
+		{
+			name: "unlimited",
+			keys: repeatN(1000, "a"),
+			want: repeatN[error](1000, nil),
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newSessionCounter(tt.maxTotal, tt.maxPerK)
+			for i, key := range tt.keys {
+				release, err := c.Acquire(key)
+				if !errors.Is(err, tt.want[i]) {
+					t.Fatalf("Acquire %d (%q): got error %v, want %v", i, key, err, tt.want[i])
+				}
+				if (release == nil) != (err != nil) {
+					t.Fatalf("Acquire %d (%q): release %v with error %v", i, key, release != nil, err)
+				}
+			}
+		})
+	}
+}
+
+func TestSessionCounterRelease(t *testing.T) {
+	c := newSessionCounter(2, 1)
+	mustAcquire := func(key string) func() {
+		t.Helper()
+		release, err := c.Acquire(key)
+		if err != nil {
+			t.Fatalf("Acquire(%q): %v", key, err)
+		}
+		return release
+	}
+	wantErr := func(key string, want error) {
+		t.Helper()
+		if _, err := c.Acquire(key); !errors.Is(err, want) {
+			t.Fatalf("Acquire(%q): got error %v, want %v", key, err, want)
+		}
+	}
+
+	ra := mustAcquire("a")
+	wantErr("a", errTooManyClientSessions)
+	rb := mustAcquire("b")
+	wantErr("c", errTooManySessions)
+
+	ra()
+	ra() // a second release must not free a second slot
+	ra2 := mustAcquire("a")
+	wantErr("c", errTooManySessions)
+	wantErr("a", errTooManyClientSessions)
+
+	rb()
+	rc := mustAcquire("c")
+	rb()
+	wantErr("d", errTooManySessions)
+
+	ra2()
+	rc()
+	if c.total != 0 || len(c.byKey) != 0 {
+		t.Fatalf("after all releases: total %d, keys %v; want 0 and none", c.total, c.byKey)
+	}
+}
+
+func TestSessionCounterConcurrent(t *testing.T) {
+	t.Run("exact admission", func(t *testing.T) {
+		c := newSessionCounter(10, 0)
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		var releases []func()
+		refused := 0
+		start := make(chan struct{})
+		for i := range 100 {
+			wg.Go(func() {
+				<-start
+				release, err := c.Acquire(fmt.Sprint("client-", i))
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err == nil:
+					releases = append(releases, release)
+				case errors.Is(err, errTooManySessions):
+					refused++
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		if len(releases) != 10 || refused != 90 {
+			t.Fatalf("admitted %d and refused %d of 100, want 10 and 90", len(releases), refused)
+		}
+		for _, release := range releases {
+			wg.Go(release)
+			wg.Go(release)
+		}
+		wg.Wait()
+		if c.total != 0 || len(c.byKey) != 0 {
+			t.Fatalf("after all releases: total %d, keys %d; want 0 and 0", c.total, len(c.byKey))
+		}
+	})
+
+	t.Run("churn", func(t *testing.T) {
+		const limit, perKey = 10, 3
+		c := newSessionCounter(limit, perKey)
+		var held, maxHeld, maxKeyHeld atomic.Int32
+		keyHeld := make([]atomic.Int32, 7)
+		var admitted atomic.Int32
+		var wg sync.WaitGroup
+		for i := range 100 {
+			wg.Go(func() {
+				k := i % len(keyHeld)
+				for range 50 {
+					release, err := c.Acquire(fmt.Sprint("client-", k))
+					if err != nil {
+						continue
+					}
+					admitted.Add(1)
+					raiseTo(&maxHeld, held.Add(1))
+					raiseTo(&maxKeyHeld, keyHeld[k].Add(1))
+					keyHeld[k].Add(-1)
+					held.Add(-1)
+					release()
+					release()
+				}
+			})
+		}
+		wg.Wait()
+		if got := maxHeld.Load(); got > limit {
+			t.Fatalf("sessions held at once: got %d, want at most %d", got, limit)
+		}
+		if got := maxKeyHeld.Load(); got > perKey {
+			t.Fatalf("sessions held at once by one key: got %d, want at most %d", got, perKey)
+		}
+		if admitted.Load() == 0 {
+			t.Fatal("no session admitted")
+		}
+		if c.total != 0 || len(c.byKey) != 0 {
+			t.Fatalf("after all releases: total %d, keys %d; want 0 and 0", c.total, len(c.byKey))
+		}
+	})
+}
+
+// raiseTo sets m to v if v is larger.
+func raiseTo(m *atomic.Int32, v int32) {
+	for old := m.Load(); v > old && !m.CompareAndSwap(old, v); old = m.Load() {
+	}
+}

@@ -33,4 +33,18 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+
+# Each fuzz target briefly, beyond its seed corpus (which the test run
+# below replays too). Longer runs: go test -run '^$' -fuzz '^FuzzName$' -fuzztime 10m ./server/
+fuzztime=${FUZZTIME:-4s}
+for pkg in ./server ./sshbridge; do
+	for target in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz'); do
+		if ! out=$(go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "$pkg" 2>&1); then
+			echo "$out" >&2
+			exit 1
+		fi
+		echo "fuzz $pkg $target: ok ($fuzztime)"
+	done
+done
+
 go test -race -count=1 -timeout 25m ./...

@@ -113,12 +113,12 @@ func TestSessionKeys(t *testing.T) {
 
 func TestSessionFailures(t *testing.T) {
 	sshd := sshdtest.Start(t)
-	g := startGateway(t, Config{CredentialsTTL: 300 * time.Millisecond})
-	g.srv.cfg.SSH.Timeout = time.Second
+	g := startGateway(t, Config{SSH: sshbridge.Config{Timeout: time.Second}})
+	short := startGateway(t, Config{CredentialsTTL: 200 * time.Millisecond})
 
 	wrong := passwordLogin(sshd)
 	wrong["password"] = "wrong-" + sshd.Password
-	expired := g.create(t, passwordLogin(sshd))
+	expired := short.create(t, passwordLogin(sshd))
 	used := g.create(t, passwordLogin(sshd))
 	first := runClient(t, scenario{URL: g.url, Transports: []string{"websocket"},
 		Start: map[string]any{"credentials_uuid": used}, WaitReady: true, WaitEnd: true,
@@ -126,7 +126,7 @@ func TestSessionFailures(t *testing.T) {
 	if p := first.problem(); p != "" || !first.Ready {
 		t.Fatalf("first use: %s, ready %v", p, first.Ready)
 	}
-	waitFor(t, "credentials to expire", func() bool { return !g.srv.store.Has(expired) })
+	waitFor(t, "credentials to expire", func() bool { return !short.srv.store.Has(expired) })
 
 	refused := map[string]any{"hostname": "127.0.0.1", "port": closedPort(t), "username": "u", "password": "p"}
 	fresh := func(body map[string]any) func() string { return func() string { return g.create(t, body) } }
@@ -135,19 +135,24 @@ func TestSessionFailures(t *testing.T) {
 		name string
 		id   func() string
 		want string
+		gw   *gateway // default g
 	}{
-		{"wrong password", fresh(wrong), "authentication failed"},
-		{"unknown", same("0c2a6f0e-6f77-4b0c-9d0b-1f3c2a9f8e11"), "unknown, expired or already used"},
-		{"reused", same(used), "unknown, expired or already used"},
-		{"expired", same(expired), "unknown, expired or already used"},
-		{"refused", fresh(refused), "connection refused"},
-		{"timed out", fresh(map[string]any{"hostname": "127.0.0.1", "port": silentPort(t), "username": "u", "password": "p"}), "timed out"},
-		{"host not found", fresh(map[string]any{"hostname": "no-such-host.invalid", "username": "u", "password": "p"}), "host not found"},
+		{"wrong password", fresh(wrong), "authentication failed", nil},
+		{"unknown", same("0c2a6f0e-6f77-4b0c-9d0b-1f3c2a9f8e11"), "unknown, expired or already used", nil},
+		{"reused", same(used), "unknown, expired or already used", nil},
+		{"expired", same(expired), "unknown, expired or already used", short},
+		{"refused", fresh(refused), "connection refused", nil},
+		{"timed out", fresh(map[string]any{"hostname": "127.0.0.1", "port": silentPort(t), "username": "u", "password": "p"}), "timed out", nil},
+		{"host not found", fresh(map[string]any{"hostname": "no-such-host.invalid", "username": "u", "password": "p"}), "host not found", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			for _, sc := range []scenario{{Transports: []string{"websocket"}}, {Transports: []string{"polling"}}} {
-				sc.URL, sc.Start, sc.WaitEnd = g.url, map[string]any{"credentials_uuid": tt.id()}, true
+				gw := g
+				if tt.gw != nil {
+					gw = tt.gw
+				}
+				sc.URL, sc.Start, sc.WaitEnd = gw.url, map[string]any{"credentials_uuid": tt.id()}, true
 				r := runClient(t, sc)
 				if r.Ready {
 					t.Error("got connection-ready, want none")

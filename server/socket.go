@@ -147,16 +147,8 @@ func (t *terminal) onStart(args ...any) {
 		t.finish(errShutdown)
 		return
 	}
-	target, err := t.srv.store.Take(id)
+	target, release, err := t.prepare(id)
 	if err != nil {
-		t.log.Info("start-session with unknown credentials", "id", shortID(id))
-		t.srv.running.Done()
-		t.finish(errNoSession)
-		return
-	}
-	release, err := t.admit(target)
-	if err != nil {
-		t.log.Info("session refused", "reason", err)
 		t.srv.running.Done()
 		t.finish(err)
 		return
@@ -169,15 +161,24 @@ func (t *terminal) onStart(args ...any) {
 	}()
 }
 
-// admit applies the session limits and the login back-off before a dial.
-func (t *terminal) admit(target sshbridge.Target) (release func(), err error) {
+// prepare takes the credentials and applies the session limits and the
+// login back-off before a dial.
+func (t *terminal) prepare(id string) (target sshbridge.Target, release func(), err error) {
+	if target, err = t.srv.store.Take(id); err != nil {
+		t.log.Info("start-session with unknown credentials", "id", shortID(id))
+		return target, nil, errNoSession
+	}
 	if blocked, retry := t.srv.authFail.Blocked(t.client); blocked {
-		return nil, &blockedError{"from your address", retry}
+		err = &blockedError{"from your address", retry}
+	} else if blocked, retry := t.srv.authFail.Blocked(target.Addr()); blocked {
+		err = &blockedError{"to this host", retry}
+	} else {
+		release, err = t.srv.sessions.Acquire(t.client)
 	}
-	if blocked, retry := t.srv.authFail.Blocked(target.Addr()); blocked {
-		return nil, &blockedError{"to this host", retry}
+	if err != nil {
+		t.log.Info("session refused", "id", shortID(id), "reason", err)
 	}
-	return t.srv.sessions.Acquire(t.client)
+	return target, release, err
 }
 
 // run opens the SSH session and streams its output until it ends. It

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 need=()
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 command -v chromium >/dev/null || need+=(chromium)
-/usr/bin/python3 -c 'import socketio' 2>/dev/null || need+=(python3-socketio)
+/usr/bin/python3 -c 'import socketio, requests, websocket' 2>/dev/null || need+=(python3-socketio python3-requests python3-websocket)
 command -v node >/dev/null || need+=(nodejs npm)
 if ((${#need[@]})); then
 	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

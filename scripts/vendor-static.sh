@@ -58,7 +58,7 @@ copy "$nm/@xterm/xterm/css/xterm.css" "$vendor_dir/xterm/xterm.css"
 copy "$nm/@xterm/xterm/LICENSE" "$vendor_dir/xterm/LICENSE"
 
 # Addons: UMD bundles exposing window.FitAddon.FitAddon and so on.
-for addon in fit web-links search; do
+for addon in fit web-links search unicode11; do
 	copy "$nm/@xterm/addon-$addon/lib/addon-$addon.js" "$vendor_dir/xterm-addon-$addon/addon-$addon.js"
 	copy "$nm/@xterm/addon-$addon/LICENSE" "$vendor_dir/xterm-addon-$addon/LICENSE"
 done
@@ -78,7 +78,7 @@ done
 	echo "# The last four are socket.io-client's dependencies as npm resolved them (for"
 	echo "# their licenses); socket.io.min.js inlines the versions upstream built it with."
 	echo
-	for pkg in @xterm/xterm @xterm/addon-fit @xterm/addon-web-links @xterm/addon-search \
+	for pkg in @xterm/xterm @xterm/addon-fit @xterm/addon-web-links @xterm/addon-search @xterm/addon-unicode11 \
 		socket.io-client engine.io-client engine.io-parser socket.io-parser @socket.io/component-emitter; do
 		echo "$pkg $(version "$pkg")"
 	done

@@ -139,6 +139,7 @@ type Server struct {
 	authFail *authBackoff
 	sessions *sessionCounter
 	certs    *certReloader
+	gate     connectGate
 
 	mu        sync.Mutex
 	closing   bool
@@ -170,6 +171,7 @@ func New(cfg Config) (*Server, error) {
 		store:     store,
 		page:      pg,
 		terminals: make(map[*terminal]struct{}),
+		gate:      connectGate{pending: make(map[string]chan struct{})},
 		creates:   newRateLimiter(cfg.CreatesPerMinute, time.Minute),
 		authFail:  newAuthBackoff(cfg.AuthFailures, 10*time.Minute, 30*time.Second, 15*time.Minute),
 		sessions:  newSessionCounter(cfg.MaxSessions, cfg.MaxSessionsPerClient),

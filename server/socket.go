@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/alfresco-ssh/alfresco-ssh/sshbridge"
+	"github.com/zishang520/socket.io/servers/engine/v3"
 	"github.com/zishang520/socket.io/servers/engine/v3/transports"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
@@ -65,6 +66,12 @@ func (s *Server) newSocketIO() *socket.Server {
 			s.attach(sock)
 		}
 	})
+	io.ServeHandler(nil) // creates the engine
+	io.Engine().On("connection", func(args ...any) {
+		if conn, ok := args[0].(engine.Socket); ok {
+			s.gate.install(conn)
+		}
+	})
 	return io
 }
 
@@ -94,6 +101,7 @@ type terminal struct {
 // attach wires a new socket. Every handler is registered here,
 // synchronously, so no early event is lost.
 func (s *Server) attach(sock *socket.Socket) {
+	defer s.gate.release(sock.Conn().Id()) // the handlers are in place
 	client := sock.Handshake().Address
 	if r := sock.Request(); r != nil && r.Request() != nil {
 		client = s.clientIP(r.Request())
@@ -122,6 +130,12 @@ func (s *Server) attach(sock *socket.Socket) {
 	// An upgrade swaps transports; never let a send callback lost in the
 	// swap stall the output.
 	conn.On("upgrade", func(...any) { t.release() })
+	if conn.ReadyState() != "open" {
+		// Closed before the listener above was in place.
+		t.stop(errClientGone)
+		sock.Disconnect(false)
+		return
+	}
 	t.log.Debug("socket connected")
 }
 

@@ -2,7 +2,7 @@
 // talking to the gateway over Socket.IO (namespace /ssh). The wire contract is
 // shared/PROTOCOL.md. Plain browser JS, no build step; the vendored UMD
 // bundles loaded before this file provide the globals Terminal, FitAddon,
-// WebLinksAddon, SearchAddon and io.
+// WebLinksAddon, SearchAddon, Unicode11Addon and io.
 (function () {
   "use strict";
 
@@ -23,6 +23,7 @@
   const container = document.getElementById("terminal");
 
   const term = new Terminal({
+    allowProposedApi: true, // term.unicode, for the Unicode 11 widths
     cursorBlink: true,
     fontFamily: '"DejaVu Sans Mono", "Cascadia Mono", Menlo, Consolas, "Liberation Mono", "Courier New", monospace',
     fontSize: 15,
@@ -33,6 +34,10 @@
   term.loadAddon(fitAddon);
   term.loadAddon(new WebLinksAddon.WebLinksAddon());
   term.loadAddon(searchAddon);
+  // Unicode 11 character widths (emoji are two cells), as the remote's
+  // wcwidth counts them; the default Unicode 6 tables drift the cursor.
+  term.loadAddon(new Unicode11Addon.Unicode11Addon());
+  term.unicode.activeVersion = "11";
   term.open(container);
   fitAddon.fit();
 

@@ -129,15 +129,15 @@ func parseTargetRule(s string) (TargetRule, error) {
 		case rest[0] == ':':
 			ports = rest[1:]
 			if ports == "" {
-				return TargetRule{}, errors.New("missing port after :")
+				return TargetRule{}, errors.New(`missing port after ":"`)
 			}
 		default:
-			return TargetRule{}, errors.New("unexpected text after ]")
+			return TargetRule{}, errors.New(`unexpected text after "]"`)
 		}
 	} else if strings.Count(s, ":") == 1 {
 		host, ports, _ = strings.Cut(s, ":")
 		if ports == "" {
-			return TargetRule{}, errors.New("missing port after :")
+			return TargetRule{}, errors.New(`missing port after ":"`)
 		}
 	}
 	var r TargetRule

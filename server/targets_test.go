@@ -391,12 +391,6 @@ func (d *fakeDNS) lookup(_ context.Context, network, host string) ([]netip.Addr,
 	return addrs, nil
 }
 
-func (d *fakeDNS) count() int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.lookups
-}
-
 // dialRecorder stands in for the network: it records each dial and fails
 // for the addresses in fail.
 type dialRecorder struct {

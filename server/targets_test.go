@@ -82,7 +82,7 @@ func TestParseTargetRulesErrors(t *testing.T) {
 		{"10.0.0.256/8", "", "CIDR"},
 		{"10.0.0.0/", "", "CIDR"},
 		{"[2001:db8::1", "", "missing ]"},
-		{"[2001:db8::1]22", "", "after ]"},
+		{"[2001:db8::1]22", "", `after "]"`},
 		{"[2001:db8::1]:", "", "missing port"},
 		{"[]:22", "", "missing address"},
 		{"[not-an-ip]:22", "", "not a valid IP"},

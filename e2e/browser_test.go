@@ -22,6 +22,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/alfresco-ssh/alfresco-ssh/internal/syncbuf"
 )
 
 // The browser: Debian's Chromium, started once per test process by the
@@ -49,11 +51,11 @@ type browser struct {
 
 	chromium     *exec.Cmd
 	chromiumDone chan struct{}
-	chromiumLog  *logBuffer
+	chromiumLog  *syncbuf.Buffer
 
 	node     *exec.Cmd
 	nodeDone chan struct{} // closed when browser.mjs's stdout has ended
-	nodeLog  *logBuffer
+	nodeLog  *syncbuf.Buffer
 	stdin    io.WriteCloser
 
 	mu      sync.Mutex
@@ -89,8 +91,8 @@ func getBrowser(t testing.TB) *browser {
 
 func startBrowser(dir, profile string) (b *browser, err error) {
 	b = &browser{
-		chromiumLog: &logBuffer{},
-		nodeLog:     &logBuffer{},
+		chromiumLog: &syncbuf.Buffer{},
+		nodeLog:     &syncbuf.Buffer{},
 		waiting:     map[int]chan reply{},
 	}
 	defer func() {

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/alfresco-ssh/alfresco-ssh/internal/sshdtest"
+	"github.com/alfresco-ssh/alfresco-ssh/internal/syncbuf"
 )
 
 // The gateway under test is the real binary, built once per test process,
@@ -105,28 +106,10 @@ func gatewayBinary(t testing.TB) string {
 	return build.path
 }
 
-// logBuffer collects a process's output for assertions and failure reports.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // gateway is a running alfresco-ssh process.
 type gateway struct {
 	url    string // "http://127.0.0.1:port"
-	logs   *logBuffer
+	logs   *syncbuf.Buffer
 	cmd    *exec.Cmd
 	exited chan struct{} // closed once the process has been waited for
 }
@@ -144,7 +127,7 @@ func startGateway(t testing.TB, flags ...string) *gateway {
 	cmd.Env = gatewayEnv()
 	// If the test process dies without its cleanups, the gateway goes too.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	g := &gateway{logs: &logBuffer{}, cmd: cmd, exited: make(chan struct{})}
+	g := &gateway{logs: &syncbuf.Buffer{}, cmd: cmd, exited: make(chan struct{})}
 	cmd.Stdout = g.logs
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

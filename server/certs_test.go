@@ -20,6 +20,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/alfresco-ssh/alfresco-ssh/internal/syncbuf"
 )
 
 // testPair is a self-signed certificate for 127.0.0.1 and localhost, PEM
@@ -139,7 +141,7 @@ func TestCertReloaderReloads(t *testing.T) {
 	}
 	install("A")
 
-	logs := &logBuffer{}
+	logs := &syncbuf.Buffer{}
 	r, err := newCertReloader(certFile, keyFile, slog.New(slog.NewTextHandler(logs, nil)))
 	if err != nil {
 		t.Fatalf("newCertReloader: %v", err)

@@ -17,40 +17,23 @@ import (
 	"time"
 
 	"github.com/alfresco-ssh/alfresco-ssh/internal/sshdtest"
+	"github.com/alfresco-ssh/alfresco-ssh/internal/syncbuf"
 )
 
 // Helpers for the integration tests: a gateway on 127.0.0.1:0 and the real
 // socket.io-client from npm driven by e2e/client.mjs.
 
-// logBuffer collects the gateway's log lines for assertions.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 type gateway struct {
 	srv  *Server
 	url  string
-	logs *logBuffer
+	logs *syncbuf.Buffer
 }
 
 // startGateway serves a Server on a loopback port until the test ends, then
 // shuts it down.
 func startGateway(t *testing.T, cfg Config) *gateway {
 	t.Helper()
-	logs := &logBuffer{}
+	logs := &syncbuf.Buffer{}
 	cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	if cfg.SSH.Term == "" {
 		cfg.SSH.Term = "xterm-256color"

@@ -24,6 +24,7 @@ import (
 	"golang.org/x/crypto/ssh/knownhosts"
 
 	"github.com/alfresco-ssh/alfresco-ssh/internal/sshdtest"
+	"github.com/alfresco-ssh/alfresco-ssh/internal/syncbuf"
 	"github.com/alfresco-ssh/alfresco-ssh/sshbridge"
 )
 
@@ -129,9 +130,9 @@ func readFile(t *testing.T, path string) string {
 }
 
 // newHostKeys makes a HostKeys whose log goes to the returned buffer.
-func newHostKeys(t *testing.T, policy sshbridge.HostKeyPolicy, file string) (*sshbridge.HostKeys, *syncBuffer) {
+func newHostKeys(t *testing.T, policy sshbridge.HostKeyPolicy, file string) (*sshbridge.HostKeys, *syncbuf.Buffer) {
 	t.Helper()
-	logs := new(syncBuffer)
+	logs := new(syncbuf.Buffer)
 	h, err := sshbridge.NewHostKeys(policy, file, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatalf("NewHostKeys(%s, %q): got error %v, want nil", policy, file, err)
@@ -266,7 +267,7 @@ func TestNewHostKeys(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var logs syncBuffer
+			var logs syncbuf.Buffer
 			h, err := sshbridge.NewHostKeys(tt.policy, tt.file, slog.New(slog.NewTextHandler(&logs, nil)))
 			if tt.wantErr {
 				if err == nil {
@@ -344,7 +345,7 @@ func TestAcceptPolicy(t *testing.T) {
 	srv, target := hostServer(t)
 	for _, policy := range []sshbridge.HostKeyPolicy{"", sshbridge.PolicyAccept} {
 		t.Run(fmt.Sprintf("%q", policy), func(t *testing.T) {
-			var logs syncBuffer
+			var logs syncbuf.Buffer
 			log := slog.New(slog.NewTextHandler(&logs, nil))
 			cfg := sshbridge.Config{Timeout: waitTimeout, Logger: log}
 			if policy != "" {

@@ -626,22 +626,3 @@ func abbrev(s string) string {
 	}
 	return fmt.Sprintf("%s…(%d bytes)…%s", s[:max/2], len(s)-max, s[len(s)-max/2:])
 }
-
-// syncBuffer is a bytes.Buffer safe for a logger writing from other
-// goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}

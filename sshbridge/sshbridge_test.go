@@ -13,6 +13,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/alfresco-ssh/alfresco-ssh/internal/syncbuf"
 	"github.com/alfresco-ssh/alfresco-ssh/sshbridge"
 )
 
@@ -121,7 +122,7 @@ func TestDialAuth(t *testing.T) {
 			target := srv.Target()
 			target.User = tt.user
 			target.Password = tt.password
-			var logs syncBuffer
+			var logs syncbuf.Buffer
 			cfg := sshbridge.Config{
 				Term:    "xterm",
 				Timeout: waitTimeout,

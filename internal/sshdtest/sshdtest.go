@@ -1,5 +1,5 @@
 // Package sshdtest starts a real OpenSSH sshd on 127.0.0.1 for integration
-// tests.
+// tests and benchmarks.
 //
 // Start runs /usr/sbin/sshd in the foreground (-D -e) with a configuration of
 // its own in a fresh temporary directory: newly generated host keys, an
@@ -9,9 +9,14 @@
 // cleanup fails the test if an SSH session is still alive, then stops sshd and
 // everything it started and removes the directory.
 //
+// Launch does the same outside a test (a benchmark command, for instance):
+// it returns an error instead of failing a test, and the caller stops the
+// server with Close.
+//
 // sshd must run as root. When it cannot run here (not root, not Linux, no
 // /usr/sbin/sshd, ...) Start skips the test, except when the environment
-// variable CI is "true": then it fails it, so nothing is silently skipped in CI.
+// variable CI is "true": then it fails it, so nothing is silently skipped in
+// CI. Launch reports that case with an error matching ErrUnavailable.
 //
 // The account's shell is bash with the prompt "alfresco-test$ " and nothing
 // printed before it at login (no motd, no last-login line, bracketed paste
@@ -26,8 +31,9 @@
 // that the gateway's cleanup, which runs first, closes its SSH sessions before
 // this package checks that none is left.
 //
-// Concurrency: Start must be called from the test goroutine. The fields of a
-// Server are read-only after Start; its methods are safe for concurrent use.
+// Concurrency: Start must be called from the test goroutine; Launch from any
+// goroutine. The fields of a Server are read-only after Start or Launch; its
+// methods are safe for concurrent use.
 package sshdtest
 
 import (
@@ -75,6 +81,10 @@ type Server struct {
 	logPath string   // sshd's stderr
 	sshd    *daemon  // the sshd listener; nil until it is ready
 	account *account // shared lock on the test account
+
+	closeMu sync.Mutex // serialises teardown (Close, the test cleanup)
+	stopped bool       // sshd has been stopped; under closeMu
+	removed bool       // dir has been removed; under closeMu
 }
 
 // Option changes how Start configures sshd.
@@ -93,20 +103,47 @@ func WithConfig(lines ...string) Option {
 	return func(o *options) { o.config = append(o.config, lines...) }
 }
 
+// ErrUnavailable is matched (with errors.Is) by the error Launch returns
+// when sshd cannot run on this machine: not root, not Linux, no
+// /usr/sbin/sshd, the test account cannot be set up, ...
+var ErrUnavailable = errors.New("sshdtest: sshd cannot run here")
+
+// unavailableError is a reason sshd cannot run here; it matches
+// ErrUnavailable and reads as the reason alone.
+type unavailableError struct{ reason string }
+
+func (e *unavailableError) Error() string        { return e.reason }
+func (e *unavailableError) Is(target error) bool { return target == ErrUnavailable }
+
 // Start starts sshd for the test and stops it in t.Cleanup. See the package
 // documentation for what it sets up and when it skips the test.
 func Start(t testing.TB, opts ...Option) *Server {
 	t.Helper()
+	s, err := Launch(opts...)
+	if errors.Is(err, ErrUnavailable) {
+		skipOrFatal(t, err.Error())
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.cleanup(t) })
+	return s
+}
+
+// Launch starts sshd, as Start does, for a caller that is not a test. The
+// caller must call Close when done. When sshd cannot run here the error
+// matches ErrUnavailable; the CI variable plays no part.
+func Launch(opts ...Option) (*Server, error) {
 	var o options
 	for _, opt := range opts {
 		opt(&o)
 	}
 	if reason := unavailable(); reason != "" {
-		skipOrFatal(t, reason)
+		return nil, &unavailableError{reason}
 	}
 	acct, err := acquireAccount()
 	if err != nil {
-		skipOrFatal(t, fmt.Sprintf("sshdtest: prepare test user %s: %v", userName, err))
+		return nil, &unavailableError{fmt.Sprintf("sshdtest: prepare test user %s: %v", userName, err)}
 	}
 	s := &Server{
 		Host:     "127.0.0.1",
@@ -114,17 +151,26 @@ func Start(t testing.TB, opts ...Option) *Server {
 		Password: acct.password,
 		account:  acct,
 	}
-	t.Cleanup(func() { s.cleanup(t) })
+	if err := s.launch(o); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
 
+// launch writes the configuration and keys and starts sshd. On error the
+// caller cleans up with Close.
+func (s *Server) launch(o options) error {
 	// The directory is ours rather than t.TempDir: sshd reads authorized_keys
 	// as User, who must be able to reach it, and the testing package makes
 	// its directories private to root.
+	var err error
 	s.dir, err = os.MkdirTemp("", "sshdtest-")
 	if err != nil {
-		t.Fatalf("sshdtest: %v", err)
+		return fmt.Errorf("sshdtest: %w", err)
 	}
 	if err := os.Chmod(s.dir, 0o711); err != nil {
-		t.Fatalf("sshdtest: %v", err)
+		return fmt.Errorf("sshdtest: %w", err)
 	}
 	s.logPath = filepath.Join(s.dir, "sshd.log")
 
@@ -146,27 +192,27 @@ func Start(t testing.TB, opts ...Option) *Server {
 	s.HostKeys, hostKeyFiles, hostErr = generateHostKeys(s.dir)
 	wg.Wait()
 	if hostErr != nil {
-		t.Fatalf("sshdtest: host keys: %v", hostErr)
+		return fmt.Errorf("sshdtest: host keys: %w", hostErr)
 	}
 	if clientErr != nil {
-		t.Fatalf("sshdtest: client keys: %v", clientErr)
+		return fmt.Errorf("sshdtest: client keys: %w", clientErr)
 	}
 	authKeys := filepath.Join(s.dir, "authorized_keys")
 	if err := os.WriteFile(authKeys, authorized, 0o644); err != nil {
-		t.Fatalf("sshdtest: %v", err)
+		return fmt.Errorf("sshdtest: %w", err)
 	}
 	if err := os.MkdirAll("/run/sshd", 0o755); err != nil { // privilege separation directory
-		t.Fatalf("sshdtest: %v", err)
+		return fmt.Errorf("sshdtest: %w", err)
 	}
 
 	for attempt := 1; ; attempt++ {
 		port, err := freePort()
 		if err != nil {
-			t.Fatalf("sshdtest: pick a port: %v", err)
+			return fmt.Errorf("sshdtest: pick a port: %w", err)
 		}
 		cfg := filepath.Join(s.dir, "sshd_config")
 		if err := os.WriteFile(cfg, s.config(port, hostKeyFiles, authKeys, o.config), 0o644); err != nil {
-			t.Fatalf("sshdtest: %v", err)
+			return fmt.Errorf("sshdtest: %w", err)
 		}
 		d, err := s.run(cfg, port)
 		if err == nil {
@@ -179,14 +225,15 @@ func Start(t testing.TB, opts ...Option) *Server {
 		if errors.Is(err, errExited) && bytes.Contains(log, []byte("Address already in use")) && attempt < bindAttempts {
 			continue // another process took the port between our check and sshd's bind
 		}
-		t.Fatalf("sshdtest: start sshd: %v; sshd said:\n%s", err, log)
+		return fmt.Errorf("sshdtest: start sshd: %w; sshd said:\n%s", err, log)
 	}
 	// The readiness probe's connection left a child behind for a moment; wait
 	// for it so that Children starts at zero.
 	if err := s.WaitNoChildren(startTimeout); err != nil {
-		t.Fatalf("sshdtest: after start: %v", err)
+		log, _ := os.ReadFile(s.logPath)
+		return fmt.Errorf("sshdtest: after start: %w; sshd said:\n%s", err, log)
 	}
-	return s
+	return nil
 }
 
 // errExited says sshd stopped before it was ready.
@@ -338,6 +385,19 @@ func (s *Server) WaitNoChildren(timeout time.Duration) error {
 	}
 }
 
+// Log returns what sshd has written to its standard error so far (its
+// log, at LogLevel ERROR unless WithConfig says otherwise). After Close it
+// returns nil.
+func (s *Server) Log() []byte {
+	s.closeMu.Lock()
+	defer s.closeMu.Unlock()
+	if s.removed || s.logPath == "" {
+		return nil
+	}
+	b, _ := os.ReadFile(s.logPath)
+	return b
+}
+
 // KnownHosts returns known_hosts lines for every host key of the server, as
 // an OpenSSH client would write them ("[127.0.0.1]:port ssh-ed25519 AAAA...").
 func (s *Server) KnownHosts() []byte {
@@ -372,23 +432,61 @@ func (s *Server) Key(t testing.TB, kind string) []byte {
 // cleanup runs in t.Cleanup: fail the test on a leaked session, stop
 // everything, print sshd's log if the test failed, remove the directory.
 func (s *Server) cleanup(t testing.TB) {
-	if s.sshd != nil {
-		if err := s.WaitNoChildren(leakTimeout); err != nil {
-			t.Errorf("sshdtest: an SSH session leaked: %v", err)
-		}
-		s.sshd.stop()
+	s.closeMu.Lock()
+	defer s.closeMu.Unlock()
+	if err := s.stop(); err != nil {
+		t.Errorf("sshdtest: an SSH session leaked: %v", err)
 	}
 	if t.Failed() && s.logPath != "" {
 		if log, err := os.ReadFile(s.logPath); err == nil && len(log) > 0 {
 			t.Logf("sshdtest: sshd log:\n%s", log)
 		}
 	}
-	if s.dir != "" {
-		if err := os.RemoveAll(s.dir); err != nil {
-			t.Errorf("sshdtest: %v", err)
-		}
+	if err := s.removeDir(); err != nil {
+		t.Errorf("sshdtest: %v", err)
 	}
 	s.account.release()
+}
+
+// Close stops sshd and every session it still runs, removes the temporary
+// directory and gives up the test account. It first waits a few seconds for
+// live sessions to end, and reports the ones that had not (an SSH session
+// leaked) in its error, after stopping them. Safe to call more than once;
+// later calls return nil.
+func (s *Server) Close() error {
+	s.closeMu.Lock()
+	defer s.closeMu.Unlock()
+	var errs []error
+	if err := s.stop(); err != nil {
+		errs = append(errs, fmt.Errorf("sshdtest: an SSH session leaked: %w", err))
+	}
+	if err := s.removeDir(); err != nil {
+		errs = append(errs, fmt.Errorf("sshdtest: %w", err))
+	}
+	s.account.release()
+	return errors.Join(errs...)
+}
+
+// stop waits for live sessions to end, up to leakTimeout, then stops sshd
+// and everything below it. It returns the error of the wait: the sessions
+// that had not ended. Later calls do nothing.
+func (s *Server) stop() error {
+	if s.sshd == nil || s.stopped {
+		return nil
+	}
+	s.stopped = true
+	err := s.WaitNoChildren(leakTimeout)
+	s.sshd.stop()
+	return err
+}
+
+// removeDir removes the temporary directory. Later calls do nothing.
+func (s *Server) removeDir() error {
+	if s.dir == "" || s.removed {
+		return nil
+	}
+	s.removed = true
+	return os.RemoveAll(s.dir)
 }
 
 // stop ends every descendant of sshd, then sshd itself, and waits for it.

@@ -3,6 +3,8 @@ package sshdtest
 import (
 	"bytes"
 	"encoding/pem"
+	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -312,5 +314,53 @@ func waitFor(t *testing.T, b *lockedBuffer, want string) {
 		case <-timeout.C:
 			t.Fatalf("output %q does not contain %q after 10s", got, want)
 		}
+	}
+}
+
+// TestLaunch checks the non-test entry point: a working server, and a Close
+// that removes everything and can be repeated.
+func TestLaunch(t *testing.T) {
+	s, err := Launch(WithConfig("MaxSessions 5"))
+	if errors.Is(err, ErrUnavailable) {
+		skipOrFatal(t, err.Error())
+	}
+	if err != nil {
+		t.Fatalf("Launch: got error %v, want nil", err)
+	}
+	dir := s.dir
+	c, err := dial(t, s, ssh.Password(s.Password))
+	if err != nil {
+		s.Close()
+		t.Fatalf("dial: %v", err)
+	}
+	echoOK(t, c)
+	c.Close()
+	if err := s.Close(); err != nil {
+		t.Errorf("Close: got error %v, want nil", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close: got error %v, want nil", err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("directory %s after Close: got %v, want it removed", dir, err)
+	}
+	if got := s.Children(); got != 0 {
+		t.Errorf("Children() after Close = %d, want 0", got)
+	}
+	if _, err := net.DialTimeout("tcp", s.Addr, time.Second); err == nil {
+		t.Errorf("dial %s after Close: got a connection, want an error", s.Addr)
+	}
+}
+
+func TestUnavailableError(t *testing.T) {
+	err := fmt.Errorf("wrapped: %w", &unavailableError{"sshdtest: no /usr/sbin/sshd"})
+	if !errors.Is(err, ErrUnavailable) {
+		t.Errorf("errors.Is(%v, ErrUnavailable) = false, want true", err)
+	}
+	if got, want := (&unavailableError{"reason"}).Error(), "reason"; got != want {
+		t.Errorf("Error() = %q, want %q", got, want)
+	}
+	if errors.Is(errors.New("other"), ErrUnavailable) {
+		t.Errorf("an unrelated error matches ErrUnavailable")
 	}
 }

@@ -1,0 +1,216 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/alfresco-ssh/alfresco-ssh/internal/sshdtest"
+)
+
+// TestMain lets the test binary play the bench's child processes, which
+// re-execute the running binary.
+func TestMain(m *testing.M) {
+	if cc := os.Getenv(childEnv); cc != "" {
+		os.Exit(gatewayMain(cc))
+	}
+	if fc := os.Getenv(floodEnv); fc != "" {
+		os.Exit(floodMain(fc))
+	}
+	os.Exit(m.Run())
+}
+
+// TestQuick runs the whole bench once at its smallest sizes, so that it
+// keeps compiling and working. Benchmarks are not tests: nothing here
+// asserts a timing.
+func TestQuick(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a real sshd and gateway")
+	}
+	jsonPath := filepath.Join(t.TempDir(), "results.json")
+	var stdout, stderr bytes.Buffer
+	err := run(t.Context(), []string{"-quick", "-json", jsonPath}, &stdout, &stderr)
+	if errors.Is(err, sshdtest.ErrUnavailable) {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%v (CI=true: not skipping)", err)
+		}
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatalf("run -quick: got error %v, want nil\nstdout:\n%s\nstderr:\n%s", err, &stdout, &stderr)
+	}
+	for _, want := range []string{"| echo p50 (ms)", "| output (MB/s, byte-exact)", "| POST to prompt p50 (ms)",
+		"| echo p99 rise, neighbour floods (ms)", "| 5 sessions: working"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("table: got\n%s\nwant a row %q", &stdout, want)
+		}
+	}
+	data, err := os.ReadFile(jsonPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res results
+	if err := json.Unmarshal(data, &res); err != nil {
+		t.Fatalf("JSON: %v", err)
+	}
+	if res.Echo == nil || res.Output == nil || res.Prompt == nil || res.Isolation == nil || len(res.Scale) != 2 {
+		t.Fatalf("JSON: got %s, want every phase", data)
+	}
+	if !strings.HasPrefix(res.Meta.ProtocolCheck, "ok") {
+		t.Errorf("protocol check: got %q, want ok", res.Meta.ProtocolCheck)
+	}
+	if got, want := res.Echo.Runs[0].Gateway.N, 60; got != want {
+		t.Errorf("gateway echo samples: got %d, want %d", got, want)
+	}
+	for _, s := range res.Scale {
+		if s.Direct.Working != s.N || s.Gateway.Working != s.N {
+			t.Errorf("%d sessions: got %d direct and %d gateway working, want all (errors %v %v %v %v)",
+				s.N, s.Direct.Working, s.Gateway.Working, s.Direct.OpenErrors, s.Gateway.OpenErrors, s.Direct.EchoErrors, s.Gateway.EchoErrors)
+		}
+		if s.Gateway.Idle.Goroutines <= s.Gateway.Base.Goroutines {
+			t.Errorf("%d sessions: gateway goroutines %d idle, %d before: want more with sessions open",
+				s.N, s.Gateway.Idle.Goroutines, s.Gateway.Base.Goroutines)
+		}
+	}
+}
+
+func TestParseFlags(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		check   func(*config) string
+		wantErr string
+	}{
+		{"defaults", nil, func(c *config) string {
+			if c.keys != 1000 || c.outputMB != 100 || c.runs != 3 || !slices.Equal(c.scale, []int{1, 200, 1000}) || c.jsonPath != "bench-results.json" {
+				return "not the full-size defaults"
+			}
+			return ""
+		}, ""},
+		{"quick", []string{"-quick"}, func(c *config) string {
+			if c.keys != 60 || c.outputMB != 2 || c.runs != 1 || !slices.Equal(c.scale, []int{1, 5}) || c.jsonPath != "" {
+				return "not the quick sizes"
+			}
+			return ""
+		}, ""},
+		{"quick with explicit flags", []string{"-quick", "-keys", "7", "-scale", "3", "-json", "x.json"}, func(c *config) string {
+			if c.keys != 7 || !slices.Equal(c.scale, []int{3}) || c.jsonPath != "x.json" || c.runs != 1 {
+				return "explicit flags did not win over -quick"
+			}
+			return ""
+		}, ""},
+		{"only", []string{"-only", "echo, scale"}, func(c *config) string {
+			if !c.wants("echo") || !c.wants("scale") || c.wants("output") {
+				return "wrong phases"
+			}
+			return ""
+		}, ""},
+		{"gateway env", []string{"-gateway-env", "GOGC=400 GOMAXPROCS=4"}, func(c *config) string {
+			if !slices.Equal(c.gatewayEnv, []string{"GOGC=400", "GOMAXPROCS=4"}) {
+				return "wrong environment"
+			}
+			return ""
+		}, ""},
+		{"unknown phase", []string{"-only", "echo,warp"}, nil, `unknown phase "warp"`},
+		{"bad scale", []string{"-scale", "1,x"}, nil, `"x" is not a positive number`},
+		{"zero keys", []string{"-keys", "0"}, nil, "must be positive"},
+		{"bad env", []string{"-gateway-env", "GOGC"}, nil, "not NAME=VALUE"},
+		{"argument", []string{"extra"}, nil, `unexpected argument "extra"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := parseFlags(tt.args, &bytes.Buffer{})
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("parseFlags(%q): got error %v, want one containing %q", tt.args, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("parseFlags(%q): got error %v, want nil", tt.args, err)
+			}
+			if msg := tt.check(c); msg != "" {
+				t.Errorf("parseFlags(%q): %s: got %+v", tt.args, msg, *c)
+			}
+		})
+	}
+}
+
+func TestSummarize(t *testing.T) {
+	var ds []time.Duration
+	for i := 100; i >= 1; i-- {
+		ds = append(ds, time.Duration(i)*time.Millisecond)
+	}
+	got := summarize(ds)
+	want := latency{N: 100, P50: 50, P90: 90, P99: 99, Max: 100, Mean: 50.5}
+	if got != want {
+		t.Errorf("summarize(1..100 ms): got %+v, want %+v", got, want)
+	}
+	if got := summarize(nil); got != (latency{}) {
+		t.Errorf("summarize(nil): got %+v, want zero", got)
+	}
+	if got := median([]float64{3, 1, 2, 10}); got != 2.5 {
+		t.Errorf("median: got %v, want 2.5", got)
+	}
+}
+
+func TestMakeOutput(t *testing.T) {
+	for _, size := range []int{1, 100, 1 << 20} {
+		file, want := makeOutput(size, 7)
+		if len(file) != size {
+			t.Errorf("size %d: got %d bytes", size, len(file))
+		}
+		if !utf8.Valid(file) || file[len(file)-1] != '\n' {
+			t.Errorf("size %d: want valid UTF-8 ending in a newline", size)
+		}
+		if got := bytes.ReplaceAll(want, []byte("\r\n"), []byte("\n")); !bytes.Equal(got, file) {
+			t.Errorf("size %d: the terminal bytes are not the file with CRLF line ends", size)
+		}
+		if bytes.Contains(file, []byte(prompt)) {
+			t.Errorf("size %d: the file holds the prompt", size)
+		}
+	}
+	a, _ := makeOutput(1000, 1)
+	b, _ := makeOutput(1000, 1)
+	if !bytes.Equal(a, b) {
+		t.Error("same seed, different output")
+	}
+	if n := utf8.RuneCount(a); n == len(a) {
+		t.Error("no multi-byte characters")
+	}
+}
+
+func TestVerifier(t *testing.T) {
+	want := []byte("héllo\r\nworld\r\n")
+	stream := append([]byte("cat /tmp/o\r\n"), want...)
+	stream = append(stream, prompt...)
+	for _, chunk := range []int{1, 3, len(stream)} {
+		v := &verifier{want: want, done: make(chan struct{})}
+		var rest []byte
+		for i := 0; i < len(stream); i += chunk {
+			r, detach := v.feed(stream[i:min(i+chunk, len(stream))], time.Now())
+			if detach {
+				rest = append(r, stream[min(i+chunk, len(stream)):]...)
+				break
+			}
+		}
+		if v.err != nil || v.phase != 2 {
+			t.Fatalf("chunk %d: got error %v, phase %d; want a match", chunk, v.err, v.phase)
+		}
+		if string(rest) != prompt {
+			t.Errorf("chunk %d: rest %q, want %q", chunk, rest, prompt)
+		}
+	}
+	v := &verifier{want: want, done: make(chan struct{})}
+	v.feed([]byte("cmd\r\nhello\r\n"), time.Now())
+	if v.err == nil || !strings.Contains(v.err.Error(), "differs at byte 1") {
+		t.Errorf("mismatch: got error %v, want one at byte 1", v.err)
+	}
+}

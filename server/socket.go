@@ -248,7 +248,7 @@ func (t *terminal) run(ctx context.Context, log *slog.Logger, target sshbridge.T
 // grows while the remote floods and shrinks back when it idles, so an idle
 // session holds little memory.
 func (t *terminal) pump(ctx context.Context, r io.Reader) error {
-	const minBuf, maxBuf = 4 << 10, 256 << 10
+	const minBuf, maxBuf = 512, 256 << 10
 	var text utf8Stream
 	buf := make([]byte, minBuf)
 	for {

@@ -70,7 +70,7 @@ func checkEnded(t *testing.T, r *result, want string) {
 
 func checkFullSession(t *testing.T, r *result, wantTransport string) {
 	t.Helper()
-	if p := r.problem(); p != "" {
+	if p := r.Problem(); p != "" {
 		t.Fatalf("%s; output %q", p, truncate(r.Output, 2000))
 	}
 	if !r.Ready {
@@ -151,7 +151,7 @@ func TestConcurrentSessions(t *testing.T) {
 	failed := 0
 	for i := range results {
 		r := &results[i]
-		p := r.problem()
+		p := r.Problem()
 		switch {
 		case p != "":
 		case r.Closing == nil || !strings.Contains(r.Closing.Output, "Connection closed"):

@@ -3,7 +3,6 @@ package e2e
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alfresco-ssh/alfresco-ssh/internal/sioclient"
 	"github.com/alfresco-ssh/alfresco-ssh/internal/sshdtest"
 	"github.com/alfresco-ssh/alfresco-ssh/internal/syncbuf"
 )
@@ -294,113 +294,31 @@ func needPython(t testing.TB) {
 	need(t, err, "Debian's python3-socketio, python3-requests and python3-websocket are needed (apt-get install python3-socketio python3-requests python3-websocket)")
 }
 
-// scenario is the input of client.mjs and pyclient.py (see their headers).
-type scenario struct {
-	URL               string         `json:"url,omitempty"`
-	Client            string         `json:"client,omitempty"`
-	Transports        []string       `json:"transports,omitempty"`
-	Start             map[string]any `json:"start,omitempty"`
-	ResizeBeforeStart map[string]int `json:"resizeBeforeStart,omitempty"`
-	Steps             []step         `json:"steps,omitempty"`
-	WaitEnd           bool           `json:"waitEnd,omitempty"`
-	TimeoutMs         int            `json:"timeoutMs,omitempty"`
-}
-
-type step struct {
-	Send      string `json:"send,omitempty"`
-	Expect    string `json:"expect,omitempty"`
-	TimeoutMs int    `json:"timeoutMs,omitempty"`
-	Emit      string `json:"emit,omitempty"`
-	Data      any    `json:"data,omitempty"`
-}
-
-// result is the output of client.mjs and pyclient.py.
-type result struct {
-	Connected bool   `json:"connected"`
-	Ready     bool   `json:"ready"`
-	Transport string `json:"transport"`
-	Output    string `json:"output"`
-	Closing   *struct {
-		Output  string `json:"output"`
-		Timeout bool   `json:"timeout"`
-	} `json:"closing"`
-	DisconnectReason string          `json:"disconnectReason"`
-	Events           []string        `json:"events"`
-	FailedStep       json.RawMessage `json:"failedStep"`
-	Error            *string         `json:"error"`
-	ProtocolErrors   []string        `json:"protocolErrors"`
-	ElapsedMs        int             `json:"elapsedMs"`
-}
-
-// problem is what went wrong in the client's own words, or "".
-func (r *result) problem() string {
-	switch {
-	case r.Error != nil:
-		return "client error: " + *r.Error
-	case len(r.ProtocolErrors) > 0:
-		return fmt.Sprintf("protocol errors: %q", r.ProtocolErrors)
-	case len(r.FailedStep) > 0 && string(r.FailedStep) != "null":
-		msg := "failed step: " + string(r.FailedStep)
-		if r.Closing != nil {
-			msg += fmt.Sprintf("; closing message %q", r.Closing.Output)
-		}
-		return msg
-	}
-	return ""
-}
-
-// runScript runs a client script with in as JSON on stdin and decodes the
-// JSON line it prints into out.
-func runScript(t testing.TB, timeout time.Duration, in, out any, name string, args ...string) {
-	t.Helper()
-	b, err := json.Marshal(in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Stdin = bytes.NewReader(b)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("%s: %v\nstderr: %s", strings.Join(cmd.Args, " "), err, stderr.String())
-	}
-	if err := json.Unmarshal(stdout.Bytes(), out); err != nil {
-		t.Fatalf("%s printed %q: %v\nstderr: %s", strings.Join(cmd.Args, " "), truncate(stdout.String(), 500), err, stderr.String())
-	}
-}
+// The input and output of client.mjs and pyclient.py (see their headers).
+type (
+	scenario = sioclient.Scenario
+	step     = sioclient.Step
+	result   = sioclient.Result
+)
 
 // runClient runs one scenario with socket.io-client from Node.
 func runClient(t testing.TB, sc scenario) *result {
 	t.Helper()
-	dir := e2eDir(t)
-	if sc.TimeoutMs == 0 {
-		sc.TimeoutMs = 30000
+	r, err := sioclient.Run(e2eDir(t), sc)
+	if err != nil {
+		t.Fatal(err)
 	}
-	var r result
-	runScript(t, time.Duration(sc.TimeoutMs)*time.Millisecond+30*time.Second, sc, &r, "node", filepath.Join(dir, "client.mjs"))
-	return &r
+	return r
 }
 
 // runClients runs many scenarios at once in one Node process.
 func runClients(t testing.TB, defaults scenario, scs []scenario) (results []result, elapsed time.Duration) {
 	t.Helper()
-	dir := e2eDir(t)
-	if defaults.TimeoutMs == 0 {
-		defaults.TimeoutMs = 30000
+	results, elapsed, err := sioclient.RunMany(e2eDir(t), defaults, scs)
+	if err != nil {
+		t.Fatal(err)
 	}
-	var out struct {
-		Results   []result `json:"results"`
-		ElapsedMs int      `json:"elapsedMs"`
-		Error     *string  `json:"error"`
-	}
-	in := map[string]any{"defaults": defaults, "scenarios": scs}
-	runScript(t, time.Duration(defaults.TimeoutMs)*time.Millisecond+30*time.Second, in, &out, "node", filepath.Join(dir, "client.mjs"))
-	if out.Error != nil || len(out.Results) != len(scs) {
-		t.Fatalf("client.mjs: got %d results (error %v), want %d", len(out.Results), out.Error, len(scs))
-	}
-	return out.Results, time.Duration(out.ElapsedMs) * time.Millisecond
+	return results, elapsed
 }
 
 // runPython runs one scenario with Debian's python3-socketio.
@@ -412,10 +330,12 @@ func runPython(t testing.TB, sc scenario) *result {
 		t.Fatal(err)
 	}
 	if sc.TimeoutMs == 0 {
-		sc.TimeoutMs = 30000
+		sc.TimeoutMs = sioclient.DefaultTimeoutMs
 	}
 	var r result
-	runScript(t, time.Duration(sc.TimeoutMs)*time.Millisecond+30*time.Second, sc, &r, debianPython, filepath.Join(dir, "pyclient.py"))
+	if err := sioclient.Exec(sioclient.Deadline(sc.TimeoutMs), sc, &r, debianPython, filepath.Join(dir, "pyclient.py")); err != nil {
+		t.Fatal(err)
+	}
 	return &r
 }
 

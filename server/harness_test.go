@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alfresco-ssh/alfresco-ssh/internal/sioclient"
 	"github.com/alfresco-ssh/alfresco-ssh/internal/sshdtest"
 	"github.com/alfresco-ssh/alfresco-ssh/internal/syncbuf"
 )
@@ -87,64 +88,16 @@ func passwordLogin(sshd *sshdtest.Server) map[string]any {
 	return map[string]any{"hostname": sshd.Host, "port": sshd.Port, "username": sshd.User, "password": sshd.Password}
 }
 
-// scenario is the input of e2e/client.mjs; see that file.
-type scenario struct {
-	URL               string         `json:"url"`
-	Client            string         `json:"client"`
-	Transports        []string       `json:"transports"`
-	Start             map[string]any `json:"start"`
-	ResizeBeforeStart map[string]int `json:"resizeBeforeStart,omitempty"`
-	Steps             []step         `json:"steps"`
-	WaitReady         bool           `json:"waitReady"`
-	WaitEnd           bool           `json:"waitEnd"`
-	TimeoutMs         int            `json:"timeoutMs"`
-}
+// The input and output of e2e/client.mjs; see that file.
+type (
+	scenario = sioclient.Scenario
+	step     = sioclient.Step
+	result   = sioclient.Result
+)
 
-type step struct {
-	Send      string `json:"send,omitempty"`
-	Expect    string `json:"expect,omitempty"`
-	TimeoutMs int    `json:"timeoutMs,omitempty"`
-	Emit      string `json:"emit,omitempty"`
-	Data      any    `json:"data,omitempty"`
-	SendBytes int    `json:"sendBytes,omitempty"`
-	Seed      int    `json:"seed,omitempty"`
-	WaitMs    int    `json:"waitMs,omitempty"`
-}
-
-type result struct {
-	Connected    bool   `json:"connected"`
-	Ready        bool   `json:"ready"`
-	Transport    string `json:"transport"`
-	Output       string `json:"output"`
-	OutputEvents int    `json:"outputEvents"`
-	Closing      *struct {
-		Output  string `json:"output"`
-		Timeout bool   `json:"timeout"`
-	} `json:"closing"`
-	DisconnectReason string          `json:"disconnectReason"`
-	Events           []string        `json:"events"`
-	FailedStep       json.RawMessage `json:"failedStep"`
-	Error            *string         `json:"error"`
-	SentSha256       string          `json:"sentSha256"`
-	ProtocolErrors   []string        `json:"protocolErrors"`
-}
-
-// ok reports a scenario failure in its own words.
-func (r *result) problem() string {
-	switch {
-	case r.Error != nil:
-		return "client error: " + *r.Error
-	case len(r.ProtocolErrors) > 0:
-		return fmt.Sprintf("protocol errors: %q", r.ProtocolErrors)
-	case len(r.FailedStep) > 0 && string(r.FailedStep) != "null":
-		msg := "failed step: " + string(r.FailedStep)
-		if r.Closing != nil {
-			msg += fmt.Sprintf("; closing message %q", r.Closing.Output)
-		}
-		return msg
-	}
-	return ""
-}
+// waitReady is the Scenario.WaitReady of tests that wait for
+// connection-ready; startClient sends false when WaitReady is nil.
+var waitReady = sioclient.Bool(true)
 
 // e2eDir is where the Node client and its node_modules live.
 func e2eDir(t testing.TB) string {
@@ -180,19 +133,20 @@ type clientOutcome struct {
 }
 
 // startClient starts a scenario and returns at once; wait collects it.
-// Only wait, on the test goroutine, may fail the test.
+// Only wait, on the test goroutine, may fail the test. Unlike client.mjs,
+// these tests wait for connection-ready only when they set WaitReady.
 func startClient(t testing.TB, sc scenario) pendingClient {
 	t.Helper()
 	dir := e2eDir(t)
 	if sc.Client == "" {
 		sc.Client = "sio-latest"
 	}
-	if sc.TimeoutMs == 0 {
-		sc.TimeoutMs = 30000
+	if sc.WaitReady == nil {
+		sc.WaitReady = sioclient.Bool(false)
 	}
 	done := make(pendingClient, 1)
 	go func() {
-		r, err := execClient(dir, sc)
+		r, err := sioclient.Run(dir, sc)
 		done <- clientOutcome{r, err}
 	}()
 	return done
@@ -205,24 +159,6 @@ func (p pendingClient) wait(t testing.TB) *result {
 		t.Fatal(o.err)
 	}
 	return o.r
-}
-
-func execClient(dir string, sc scenario) (*result, error) {
-	in, _ := json.Marshal(sc)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(sc.TimeoutMs)*time.Millisecond+30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", filepath.Join(dir, "client.mjs"))
-	cmd.Stdin = bytes.NewReader(in)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("client.mjs: %v\nstderr: %s", err, stderr.String())
-	}
-	var r result
-	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
-		return nil, fmt.Errorf("client.mjs printed %q: %v", truncate(stdout.String(), 500), err)
-	}
-	return &r, nil
 }
 
 // prompt is the test user's shell prompt (see sshdtest).

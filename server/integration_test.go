@@ -23,7 +23,7 @@ import (
 func checkClosed(t *testing.T, r *result, wantText string) {
 	t.Helper()
 	if r.Closing == nil {
-		t.Fatalf("got no closing message (events %v, %s), want one saying %q", r.Events, r.problem(), wantText)
+		t.Fatalf("got no closing message (events %v, %s), want one saying %q", r.Events, r.Problem(), wantText)
 	}
 	if !strings.Contains(r.Closing.Output, wantText) || !strings.HasPrefix(strings.TrimLeft(r.Closing.Output, "\r\n"), "\x1b[91m") {
 		t.Errorf("got closing message %q, want red text containing %q", r.Closing.Output, wantText)
@@ -41,7 +41,7 @@ func TestSessionClientMatrix(t *testing.T) {
 			sc.URL = g.url
 			sc.Start = map[string]any{"credentials_uuid": g.create(t, passwordLogin(sshd))}
 			sc.ResizeBeforeStart = map[string]int{"cols": 101, "rows": 31}
-			sc.WaitReady, sc.WaitEnd = true, true
+			sc.WaitReady, sc.WaitEnd = waitReady, true
 			sc.Steps = append([]step{{Expect: prompt}}, echoSteps("m")...)
 			sc.Steps = append(sc.Steps,
 				step{Send: "stty size\n"}, step{Expect: `31 101\r\n`},
@@ -51,7 +51,7 @@ func TestSessionClientMatrix(t *testing.T) {
 				step{Send: "exit\n"},
 			)
 			r := runClient(t, sc)
-			if p := r.problem(); p != "" {
+			if p := r.Problem(); p != "" {
 				t.Fatalf("%s; output %q", p, truncate(r.Output, 2000))
 			}
 			if !r.Ready {
@@ -76,10 +76,10 @@ func TestSessionGeneration1(t *testing.T) {
 		URL: g.url, Transports: []string{"websocket"},
 		Start:             map[string]any{"create_session_id": id},
 		ResizeBeforeStart: map[string]int{"cols": 90, "rows": 20},
-		WaitReady:         true, WaitEnd: true,
+		WaitReady:         waitReady, WaitEnd: true,
 		Steps: append(echoSteps("gen1"), step{Send: "exit\n"}),
 	})
-	if p := r.problem(); p != "" {
+	if p := r.Problem(); p != "" {
 		t.Fatal(p)
 	}
 	checkClosed(t, r, "Connection closed")
@@ -100,10 +100,10 @@ func TestSessionKeys(t *testing.T) {
 			r := runClient(t, scenario{
 				URL: g.url, Transports: []string{"websocket"},
 				Start:     map[string]any{"credentials_uuid": m["connection_uuid"]},
-				WaitReady: true, WaitEnd: true,
+				WaitReady: waitReady, WaitEnd: true,
 				Steps: append(echoSteps(kind), step{Send: "exit\n"}),
 			})
-			if p := r.problem(); p != "" {
+			if p := r.Problem(); p != "" {
 				t.Fatal(p)
 			}
 			checkClosed(t, r, "Connection closed")
@@ -121,9 +121,9 @@ func TestSessionFailures(t *testing.T) {
 	expired := short.create(t, passwordLogin(sshd))
 	used := g.create(t, passwordLogin(sshd))
 	first := runClient(t, scenario{URL: g.url, Transports: []string{"websocket"},
-		Start: map[string]any{"credentials_uuid": used}, WaitReady: true, WaitEnd: true,
+		Start: map[string]any{"credentials_uuid": used}, WaitReady: waitReady, WaitEnd: true,
 		Steps: []step{{Send: "exit\n"}}})
-	if p := first.problem(); p != "" || !first.Ready {
+	if p := first.Problem(); p != "" || !first.Ready {
 		t.Fatalf("first use: %s, ready %v", p, first.Ready)
 	}
 	waitFor(t, "credentials to expire", func() bool { return !short.srv.store.Has(expired) })
@@ -170,9 +170,9 @@ func TestSessionTimeoutEvent(t *testing.T) {
 	sshd := sshdtest.Start(t)
 	g := startGateway(t, Config{})
 	r := runClient(t, scenario{URL: g.url, Transports: []string{"websocket"},
-		Start: map[string]any{"credentials_uuid": g.create(t, passwordLogin(sshd))}, WaitReady: true, WaitEnd: true,
+		Start: map[string]any{"credentials_uuid": g.create(t, passwordLogin(sshd))}, WaitReady: waitReady, WaitEnd: true,
 		Steps: []step{{Expect: prompt}, {Emit: "timeout"}}})
-	if p := r.problem(); p != "" {
+	if p := r.Problem(); p != "" {
 		t.Fatal(p)
 	}
 	checkClosed(t, r, "inactivity")
@@ -221,11 +221,11 @@ func TestSessionHostKeys(t *testing.T) {
 			sc := scenario{URL: g.url, Transports: []string{"websocket"}, WaitEnd: true,
 				Start: map[string]any{"credentials_uuid": g.create(t, body)}}
 			if tt.want == "" {
-				sc.WaitReady, sc.Steps = true, append(echoSteps("pin"), step{Send: "exit\n"})
+				sc.WaitReady, sc.Steps = waitReady, append(echoSteps("pin"), step{Send: "exit\n"})
 			}
 			r := runClient(t, sc)
 			if tt.want == "" {
-				if p := r.problem(); p != "" {
+				if p := r.Problem(); p != "" {
 					t.Fatal(p)
 				}
 				checkClosed(t, r, "Connection closed")
@@ -260,9 +260,9 @@ func TestSessionServerLimits(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g := startGateway(t, tt.cfg)
-			r := runClient(t, scenario{URL: g.url, Transports: []string{"websocket"}, WaitReady: true, WaitEnd: true,
+			r := runClient(t, scenario{URL: g.url, Transports: []string{"websocket"}, WaitReady: waitReady, WaitEnd: true,
 				Start: map[string]any{"credentials_uuid": g.create(t, passwordLogin(sshd))}, Steps: tt.steps})
-			if p := r.problem(); p != "" {
+			if p := r.Problem(); p != "" {
 				t.Fatal(p)
 			}
 			checkClosed(t, r, tt.want)
@@ -295,7 +295,7 @@ func TestSessionBadEvents(t *testing.T) {
 			{Emit: "ssh-input", Data: map[string]any{"input": []int{1}}},
 			{Send: "stty size\n"}, {Expect: `22 77\r\n`},
 		}, append(echoSteps("bad"), step{Send: "exit\n"})...)})
-	if p := r.problem(); p != "" {
+	if p := r.Problem(); p != "" {
 		t.Fatalf("%s; output %q", p, r.Output)
 	}
 	if strings.Contains(r.Output, "early") {
@@ -335,7 +335,7 @@ func TestSessionLargeOutput(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, sc := range []scenario{{Transports: []string{"websocket"}}, {Transports: []string{"polling"}}} {
-				sc.URL, sc.WaitReady, sc.WaitEnd, sc.TimeoutMs = g.url, true, true, 120000
+				sc.URL, sc.WaitReady, sc.WaitEnd, sc.TimeoutMs = g.url, waitReady, true, 120000
 				sc.Start = map[string]any{"credentials_uuid": g.create(t, passwordLogin(sshd))}
 				sc.Steps = []step{
 					{Expect: prompt},
@@ -344,7 +344,7 @@ func TestSessionLargeOutput(t *testing.T) {
 					{Send: "exit\n"},
 				}
 				r := runClient(t, sc)
-				if p := r.problem(); p != "" {
+				if p := r.Problem(); p != "" {
 					t.Fatalf("%s: %s", describe(sc), p)
 				}
 				_, after, ok1 := strings.Cut(r.Output, "BEGIN\r\n")
@@ -367,7 +367,7 @@ func TestSessionLargePaste(t *testing.T) {
 	sshd := sshdtest.Start(t)
 	g := startGateway(t, Config{})
 	const n = 1 << 20
-	r := runClient(t, scenario{URL: g.url, Transports: []string{"websocket"}, WaitReady: true, WaitEnd: true, TimeoutMs: 120000,
+	r := runClient(t, scenario{URL: g.url, Transports: []string{"websocket"}, WaitReady: waitReady, WaitEnd: true, TimeoutMs: 120000,
 		Start: map[string]any{"credentials_uuid": g.create(t, passwordLogin(sshd))},
 		Steps: []step{
 			{Expect: prompt},
@@ -380,7 +380,7 @@ func TestSessionLargePaste(t *testing.T) {
 			{Expect: `[0-9a-f]{64}  -`, TimeoutMs: 110000},
 			{Send: "exit\n"},
 		}})
-	if p := r.problem(); p != "" {
+	if p := r.Problem(); p != "" {
 		t.Fatal(p)
 	}
 	_, after, _ := strings.Cut(r.Output, "PASTE-2-READY")
@@ -396,21 +396,21 @@ func TestSessionLargePaste(t *testing.T) {
 func TestSessionFloodIsolation(t *testing.T) {
 	sshd := sshdtest.Start(t)
 	g := startGateway(t, Config{})
-	flooding := startClient(t, scenario{URL: g.url, Transports: []string{"websocket"}, WaitReady: true, WaitEnd: true, TimeoutMs: 60000,
+	flooding := startClient(t, scenario{URL: g.url, Transports: []string{"websocket"}, WaitReady: waitReady, WaitEnd: true, TimeoutMs: 60000,
 		Start: map[string]any{"credentials_uuid": g.create(t, passwordLogin(sshd))},
 		Steps: []step{{Expect: prompt}, {Send: "timeout 4 yes flood; echo FLOOD-DONE\n"}, {Expect: "FLOOD-DONE\r\n", TimeoutMs: 50000}, {Send: "exit\n"}}})
 	var steps []step
 	for i := range 20 {
 		steps = append(steps, echoSteps(fmt.Sprint(i))...)
 	}
-	echo := runClient(t, scenario{URL: g.url, Transports: []string{"websocket"}, WaitReady: true, WaitEnd: true,
+	echo := runClient(t, scenario{URL: g.url, Transports: []string{"websocket"}, WaitReady: waitReady, WaitEnd: true,
 		Start: map[string]any{"credentials_uuid": g.create(t, passwordLogin(sshd))},
 		Steps: append(append([]step{{Expect: prompt}}, steps...), step{Send: "exit\n"})})
 	flood := flooding.wait(t)
-	if p := echo.problem(); p != "" {
+	if p := echo.Problem(); p != "" {
 		t.Errorf("echo session: %s", p)
 	}
-	if p := flood.problem(); p != "" {
+	if p := flood.Problem(); p != "" {
 		t.Errorf("flood session: %s", p)
 	}
 	if !strings.Contains(flood.Output, "flood\r\nflood\r\n") {
@@ -423,10 +423,10 @@ func TestSessionFloodIsolation(t *testing.T) {
 func TestClientGoneClosesSSH(t *testing.T) {
 	sshd := sshdtest.Start(t)
 	g := startGateway(t, Config{})
-	r := runClient(t, scenario{URL: g.url, Transports: []string{"websocket"}, WaitReady: true,
+	r := runClient(t, scenario{URL: g.url, Transports: []string{"websocket"}, WaitReady: waitReady,
 		Start: map[string]any{"credentials_uuid": g.create(t, passwordLogin(sshd))},
 		Steps: []step{{Expect: prompt}, {Send: "sleep 600\n"}}})
-	if p := r.problem(); p != "" {
+	if p := r.Problem(); p != "" {
 		t.Fatal(p)
 	}
 	if err := sshd.WaitNoChildren(10 * time.Second); err != nil {
@@ -444,7 +444,7 @@ func TestClientGoneClosesSSH(t *testing.T) {
 func TestShutdownTellsClients(t *testing.T) {
 	sshd := sshdtest.Start(t)
 	g := startGateway(t, Config{})
-	done := startClient(t, scenario{URL: g.url, Transports: []string{"websocket"}, WaitReady: true, WaitEnd: true,
+	done := startClient(t, scenario{URL: g.url, Transports: []string{"websocket"}, WaitReady: waitReady, WaitEnd: true,
 		Start: map[string]any{"credentials_uuid": g.create(t, passwordLogin(sshd))},
 		Steps: []step{{Expect: prompt}, {Send: "echo READY-FOR-SHUTDOWN\n"}, {Expect: "READY-FOR-SHUTDOWN\r\n"}}})
 	waitFor(t, "the session to run", func() bool { return strings.Contains(g.logs.String(), "terminal session started") })

@@ -93,12 +93,12 @@ func TestSessionPolicies(t *testing.T) {
 		}
 		g.srv.mu.Unlock()
 		if r := first.wait(t); r.Closing == nil {
-			t.Errorf("first session: got no closing message (%s)", r.problem())
+			t.Errorf("first session: got no closing message (%s)", r.Problem())
 		}
-		third := runClient(t, scenario{URL: g.url, Transports: []string{"websocket"}, WaitReady: true, WaitEnd: true,
+		third := runClient(t, scenario{URL: g.url, Transports: []string{"websocket"}, WaitReady: waitReady, WaitEnd: true,
 			Start: map[string]any{"credentials_uuid": g.create(t, passwordLogin(sshd))},
 			Steps: []step{{Expect: prompt}, {Send: "exit\n"}}})
-		if p := third.problem(); p != "" {
+		if p := third.Problem(); p != "" {
 			t.Fatalf("after the first ended: %s", p)
 		}
 	})

@@ -1,11 +1,25 @@
 package server
 
 import (
+	"encoding/json"
 	"math/rand/v2"
 	"strings"
 	"testing"
 	"unicode/utf8"
 )
+
+// browserText is what the browser reads from JSON string content b.
+func browserText(t testing.TB, b []byte) string {
+	t.Helper()
+	var s string
+	if err := json.Unmarshal(append(append([]byte{'"'}, b...), '"'), &s); err != nil {
+		t.Fatalf("%q is not JSON string content: %v", b, err)
+	}
+	if !json.Valid(append(append([]byte{'"'}, b...), '"')) || !utf8.Valid(b) {
+		t.Fatalf("%q is not valid UTF-8 JSON", b)
+	}
+	return s
+}
 
 func TestUTF8StreamSplits(t *testing.T) {
 	text := "héllo 世界 🙂 ┌─┐ done"
@@ -13,7 +27,7 @@ func TestUTF8StreamSplits(t *testing.T) {
 	// Every split point of the text, including inside multi-byte runes.
 	for i := 0; i <= len(raw); i++ {
 		var d utf8Stream
-		got := d.decode(raw[:i]) + d.decode(raw[i:]) + d.flush()
+		got := browserText(t, d.flush(d.appendJSON(d.appendJSON(nil, raw[:i]), raw[i:])))
 		if got != text {
 			t.Fatalf("split at %d: got %q, want %q", i, got, text)
 		}
@@ -32,14 +46,10 @@ func TestUTF8StreamRandomChunks(t *testing.T) {
 	var got strings.Builder
 	for len(raw) > 0 {
 		n := min(len(raw), 1+rng.IntN(7))
-		chunk := d.decode(raw[:n])
-		if !utf8.ValidString(chunk) {
-			t.Fatalf("chunk %q is not valid UTF-8", chunk)
-		}
-		got.WriteString(chunk)
+		got.WriteString(browserText(t, d.appendJSON(nil, raw[:n])))
 		raw = raw[n:]
 	}
-	got.WriteString(d.flush())
+	got.WriteString(browserText(t, d.flush(nil)))
 	if got.String() != text {
 		t.Errorf("got %d bytes, want the %d bytes sent, unchanged", got.Len(), len(text))
 	}
@@ -56,15 +66,17 @@ func TestUTF8StreamInvalid(t *testing.T) {
 		{"bad continuation", []string{"\xe4", "xy"}, "\uFFFDxy"},
 		{"lone continuation", []string{"\x80abc"}, "\uFFFDabc"},
 		{"ascii", []string{"abc", "def"}, "abcdef"},
+		{"escapes", []string{"a\"b\\c\x1b[0m\r\n\t\x00\x7f"}, "a\"b\\c\x1b[0m\r\n\t\x00\x7f"},
+		{"html stays", []string{"<a href='x'>&</a>"}, "<a href='x'>&</a>"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var d utf8Stream
-			var got string
+			var b []byte
 			for _, c := range tt.chunks {
-				got += d.decode([]byte(c))
+				b = d.appendJSON(b, []byte(c))
 			}
-			got += d.flush()
+			got := browserText(t, d.flush(b))
 			if got != tt.want {
 				t.Errorf("got %q, want %q", got, tt.want)
 			}
@@ -72,11 +84,11 @@ func TestUTF8StreamInvalid(t *testing.T) {
 	}
 }
 
-func BenchmarkUTF8StreamDecode(b *testing.B) {
-	chunk := []byte(strings.Repeat("ascii text and some ünïcödé 世界 ", 1000))
+func BenchmarkOutputPacket(b *testing.B) {
+	chunk := []byte(strings.Repeat("ascii text, \x1b[1mescapes\x1b[0m and some ünïcödé 世界\r\n", 1000))
 	var d utf8Stream
 	b.SetBytes(int64(len(chunk)))
 	for b.Loop() {
-		d.decode(chunk[:len(chunk)-1])
+		outputPacket(d.appendJSON(outputHead(len(chunk)), chunk[:len(chunk)-1]))
 	}
 }

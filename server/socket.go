@@ -1,9 +1,7 @@
 package server
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -255,15 +253,15 @@ func (t *terminal) pump(ctx context.Context, r io.Reader) error {
 		n, err := r.Read(buf)
 		if n > 0 {
 			t.active()
-			if out := text.decode(buf[:n]); out != "" {
-				if err := t.sendOutput(ctx, out); err != nil {
+			if msg, ok := outputPacket(text.appendJSON(outputHead(n), buf[:n])); ok {
+				if err := t.sendOutput(ctx, msg); err != nil {
 					return err
 				}
 			}
 		}
 		if err != nil {
-			if out := text.flush(); out != "" {
-				t.sendOutput(ctx, out)
+			if msg, ok := outputPacket(text.flush(outputHead(0))); ok {
+				t.sendOutput(ctx, msg)
 			}
 			if errors.Is(err, io.EOF) {
 				return nil
@@ -277,6 +275,27 @@ func (t *terminal) pump(ctx context.Context, r io.Reader) error {
 			buf = make([]byte, minBuf)
 		}
 	}
+}
+
+// An ssh-output packet of the namespace, written directly: the output is
+// escaped in one pass (utf8Stream) between the head and the tail.
+const (
+	outputPacketHead = "2" + namespace + `,["ssh-output",{"output":"`
+	outputPacketTail = `"}]`
+)
+
+// outputHead starts a packet with room for about n bytes of output.
+func outputHead(n int) []byte {
+	b := make([]byte, 0, len(outputPacketHead)+n+n/8+len(outputPacketTail))
+	return append(b, outputPacketHead...)
+}
+
+// outputPacket ends a packet; ok is false when it holds no output.
+func outputPacket(b []byte) (msg []byte, ok bool) {
+	if len(b) == len(outputPacketHead) {
+		return nil, false
+	}
+	return append(b, outputPacketTail...), true
 }
 
 func (t *terminal) active() { t.lastActive.Store(time.Now().UnixNano()) }
@@ -314,22 +333,15 @@ func (t *terminal) watchIdle() (stop func()) {
 	}
 }
 
-// sendOutput emits one ssh-output message once the previous one has been
+// sendOutput sends one ssh-output packet once the previous one has been
 // written to the browser's transport.
-func (t *terminal) sendOutput(ctx context.Context, text string) error {
+func (t *terminal) sendOutput(ctx context.Context, packet []byte) error {
 	select {
 	case t.gate <- struct{}{}:
 	case <-ctx.Done():
 		return context.Cause(ctx)
 	}
-	msg, err := encodeEvent("ssh-output", struct {
-		Output string `json:"output"`
-	}{text})
-	if err != nil {
-		t.release()
-		return err
-	}
-	t.sock.Conn().Write(msg, nil, func(transports.Transport) { t.release() })
+	t.sock.Conn().Write(types.NewStringBuffer(packet), nil, func(transports.Transport) { t.release() })
 	return nil
 }
 
@@ -345,19 +357,6 @@ func (t *terminal) emit(event string, v any) {
 	if err := t.sock.Emit(event, v); err != nil {
 		t.log.Debug("emit failed", "event", event, "err", err)
 	}
-}
-
-// encodeEvent encodes a Socket.IO EVENT packet of the namespace.
-func encodeEvent(event string, v any) (types.BufferInterface, error) {
-	var b bytes.Buffer
-	b.WriteString("2" + namespace + ",")
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode([]any{event, v}); err != nil {
-		return nil, fmt.Errorf("server: encode %s: %w", event, err)
-	}
-	b.Truncate(b.Len() - 1) // Encode's newline
-	return types.NewStringBuffer(b.Bytes()), nil
 }
 
 func (t *terminal) onInput(args ...any) {

@@ -16,10 +16,10 @@ import (
 // the connection, and the socket it created is never told. Under load this
 // hit a few clients in a hundred.
 //
-// The gate sees each connection's packets before the library does, from
-// the engine connection's start: it holds packets for our namespace, other
-// than the CONNECT, until the socket is attached (release), or the
-// connection closes, or gateTimeout passes.
+// The gate sees each connection's packets before the library does. After a
+// CONNECT to our namespace it holds the connection's next packets until the
+// socket is attached (release), or the connection closes, or gateTimeout
+// passes.
 type connectGate struct {
 	mu      sync.Mutex
 	pending map[string]chan struct{} // engine connection id → closed on release
@@ -27,12 +27,11 @@ type connectGate struct {
 
 const gateTimeout = 3 * time.Second
 
+var connectPacket = []byte("0" + namespace)
+
 // install puts the gate in front of the library's listener on conn.
 func (g *connectGate) install(conn engine.Socket) {
 	id := conn.Id()
-	g.mu.Lock()
-	g.pending[id] = make(chan struct{})
-	g.mu.Unlock()
 	theirs := conn.Listeners("data")
 	conn.RemoveAllListeners("data")
 	conn.On("data", func(args ...any) { g.hold(id, args) })
@@ -47,11 +46,11 @@ func (g *connectGate) hold(id string, args []any) {
 			data = buf.Bytes()
 		}
 	}
-	if !forNamespace(data) {
-		return
-	}
 	g.mu.Lock()
 	wait := g.pending[id]
+	if isConnect(data) && wait == nil {
+		g.pending[id] = make(chan struct{})
+	}
 	g.mu.Unlock()
 	if wait == nil {
 		return
@@ -74,16 +73,9 @@ func (g *connectGate) release(id string) {
 	}
 }
 
-// forNamespace reports whether a Socket.IO packet is one for our namespace
-// other than its CONNECT: "<type>[<attachments>-]/ssh[,...]".
-func forNamespace(p []byte) bool {
-	if len(p) == 0 || p[0] < '1' || p[0] > '9' {
-		return false // CONNECT (0), or not a packet
-	}
-	rest := p[1:]
-	if i := bytes.IndexByte(rest, '-'); (p[0] == '5' || p[0] == '6') && i >= 0 {
-		rest = rest[i+1:] // binary packets count their attachments first
-	}
-	rest, ok := bytes.CutPrefix(rest, []byte(namespace))
+// isConnect reports whether a Socket.IO packet is a CONNECT to our namespace
+// ("0/ssh" or "0/ssh,{auth}").
+func isConnect(p []byte) bool {
+	rest, ok := bytes.CutPrefix(p, connectPacket)
 	return ok && (len(rest) == 0 || rest[0] == ',')
 }

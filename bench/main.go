@@ -725,6 +725,11 @@ func (b *bench) scaleGateway(ctx context.Context, n, keys int, openTimeout time.
 	// per session; then measure the baseline.
 	warm, err := b.openGatewayOn(g)(ctx)
 	if err != nil {
+		// The rare "transport close" right after connecting (see the
+		// protocol check): one retry, as there.
+		warm, err = b.openGatewayOn(g)(ctx)
+	}
+	if err != nil {
 		return fmt.Errorf("warm-up: %w", err)
 	}
 	if _, err := warm.output().waitForString(ctx, keyTimeout, prompt); err != nil {

@@ -324,6 +324,11 @@ func (b *bench) openDirect(ctx context.Context) (terminal, error) {
 func (b *bench) openGatewayOn(g *gatewayProc) func(context.Context) (terminal, error) {
 	return func(ctx context.Context) (terminal, error) {
 		t, err := openGateway(ctx, g.url, b.login, b.cfg.sshTimeout+30*time.Second)
+		if err != nil && strings.Contains(err.Error(), `"transport close"`) {
+			// The rare drop right after connecting (see the protocol
+			// check): one retry with fresh credentials.
+			t, err = openGateway(ctx, g.url, b.login, b.cfg.sshTimeout+30*time.Second)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -724,11 +729,6 @@ func (b *bench) scaleGateway(ctx context.Context, n, keys int, openTimeout time.
 	// Warm up with one session, so that one-time costs are not counted
 	// per session; then measure the baseline.
 	warm, err := b.openGatewayOn(g)(ctx)
-	if err != nil {
-		// The rare "transport close" right after connecting (see the
-		// protocol check): one retry, as there.
-		warm, err = b.openGatewayOn(g)(ctx)
-	}
 	if err != nil {
 		return fmt.Errorf("warm-up: %w", err)
 	}

@@ -61,6 +61,9 @@ func gatewayMain(rawCfg string) int {
 	if cc.ProfileDir != "" {
 		runtime.SetBlockProfileRate(10000) // one sample per 10 µs blocked
 		runtime.SetMutexProfileFraction(10)
+		// A sample per 4 KiB allocated: per-session heap is tens of KiB,
+		// which the default rate (512 KiB) cannot attribute.
+		runtime.MemProfileRate = 4096
 	}
 	// The product logs at info level as text to stderr; so does this
 	// process (the parent sends stderr to a file).
@@ -166,6 +169,12 @@ func debugMux(profileDir string) http.Handler {
 			return err
 		}
 		defer f.Close()
+		if kind == "heap" {
+			// The heap profile is as of the last collection; the second
+			// one also empties the sync.Pools, which are not sessions'.
+			runtime.GC()
+			runtime.GC()
+		}
 		return rpprof.Lookup(kind).WriteTo(f, 0)
 	}
 	mux.HandleFunc("/prof/start", func(w http.ResponseWriter, r *http.Request) {

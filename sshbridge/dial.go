@@ -119,10 +119,11 @@ func start(conn net.Conn, addr string, cc *ssh.ClientConfig, term string, size W
 	if err != nil {
 		return nil, classifyHandshakeErr(err)
 	}
-	client := ssh.NewClient(c, chans, reqs)
-	s, err := newSession(client, term, size)
+	sessionReqs := make(chan (<-chan *ssh.Request), 1)
+	go serve(reqs, chans, sessionReqs)
+	s, err := openShell(c, sessionReqs, term, size)
 	if err != nil {
-		client.Close()
+		c.Close()
 		return nil, fmt.Errorf("%w: %w", ErrSession, err)
 	}
 	return s, nil

@@ -53,10 +53,12 @@ func Dial(ctx context.Context, cfg Config, t Target, size WindowSize) (*Session,
 		log = slog.New(slog.DiscardHandler)
 	}
 	addr := t.Addr()
-	auth, err := authMethods(t)
+	creds, err := newCredentials(t)
 	if err != nil {
 		return nil, err
 	}
+	defer creds.forget()
+	auth := creds.methods()
 	pin, err := ParseHostKeyPin(t.HostKey)
 	if err != nil {
 		return nil, fmt.Errorf("sshbridge: connect %s: %w", addr, err)
@@ -119,36 +121,64 @@ func start(conn net.Conn, addr string, cc *ssh.ClientConfig, term string, size W
 	if err != nil {
 		return nil, classifyHandshakeErr(err)
 	}
-	client := ssh.NewClient(c, chans, reqs)
-	s, err := newSession(client, term, size)
+	sessionReqs := make(chan (<-chan *ssh.Request), 1)
+	go serve(reqs, chans, sessionReqs)
+	s, err := openShell(c, sessionReqs, term, size)
 	if err != nil {
-		client.Close()
+		c.Close()
 		return nil, fmt.Errorf("%w: %w", ErrSession, err)
 	}
 	return s, nil
 }
 
-func authMethods(t Target) ([]ssh.AuthMethod, error) {
+// credentials authenticate one Dial. x/crypto keeps the ClientConfig, and
+// so its auth methods, as long as the connection lives; the methods read
+// the password and the key from here, and Dial forgets them when it
+// returns, so that they are not kept in memory for the whole session.
+type credentials struct {
+	password string
+	signer   ssh.Signer
+}
+
+func newCredentials(t Target) (*credentials, error) {
 	if len(t.PrivateKey) > 0 {
 		signer, err := ParsePrivateKey(t.PrivateKey, t.Passphrase)
 		if err != nil {
 			return nil, err
 		}
-		return []ssh.AuthMethod{ssh.PublicKeys(signer)}, nil
+		return &credentials{signer: signer}, nil
 	}
-	password := t.Password
+	return &credentials{password: t.Password}, nil
+}
+
+// methods returns the auth methods for the ClientConfig.
+func (c *credentials) methods() []ssh.AuthMethod {
+	if c.signer != nil {
+		return []ssh.AuthMethod{ssh.PublicKeysCallback(func() ([]ssh.Signer, error) {
+			if c.signer == nil {
+				return nil, nil
+			}
+			return []ssh.Signer{c.signer}, nil
+		})}
+	}
 	return []ssh.AuthMethod{
-		ssh.Password(password),
+		ssh.PasswordCallback(func() (string, error) { return c.password, nil }),
 		// PAM servers often offer only keyboard-interactive: answer its
 		// hidden prompts with the password, once.
-		ssh.KeyboardInteractive(answerOnce(password)),
-	}, nil
+		ssh.KeyboardInteractive(answerOnce(func() string { return c.password })),
+	}
+}
+
+// forget drops the password and the key. Authentication happens only
+// during Dial, on its goroutine, so forget must be called after it.
+func (c *credentials) forget() {
+	c.password, c.signer = "", nil
 }
 
 // answerOnce answers a keyboard-interactive round: hidden prompts get the
 // password, visible ones an empty line. A second round with prompts means
 // the password was refused, so it gives up instead of looping.
-func answerOnce(password string) ssh.KeyboardInteractiveChallenge {
+func answerOnce(password func() string) ssh.KeyboardInteractiveChallenge {
 	answered := false
 	return func(_, _ string, questions []string, echos []bool) ([]string, error) {
 		if len(questions) == 0 {
@@ -161,7 +191,7 @@ func answerOnce(password string) ssh.KeyboardInteractiveChallenge {
 		answers := make([]string, len(questions))
 		for i := range questions {
 			if i < len(echos) && !echos[i] {
-				answers[i] = password
+				answers[i] = password()
 			}
 		}
 		return answers, nil

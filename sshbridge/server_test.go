@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -51,9 +52,11 @@ const maxKeyboardRounds = 5
 
 // ptyEvent is a "pty-req" or "window-change" request as the server saw it.
 type ptyEvent struct {
-	Kind       string // "pty-req" or "window-change"
-	Term       string // pty-req only
-	Rows, Cols int
+	Kind          string // "pty-req" or "window-change"
+	Term          string // pty-req only
+	Rows, Cols    int
+	Width, Height int    // in pixels
+	Modes         string // pty-req only: the decoded modes, as fmt prints a map[byte]uint32
 }
 
 // testServer is an in-process SSH server on 127.0.0.1. Its sessions run a
@@ -204,7 +207,7 @@ func (s *testServer) serveConn(c net.Conn) {
 			nc.Reject(ssh.Prohibited, "sessions are not allowed")
 			continue
 		}
-		s.wg.Go(func() { s.serveSession(nc) })
+		s.wg.Go(func() { s.serveSession(sc, nc) })
 	}
 }
 
@@ -248,7 +251,7 @@ func (s *testServer) event(ev ptyEvent) {
 	}
 }
 
-func (s *testServer) serveSession(nc ssh.NewChannel) {
+func (s *testServer) serveSession(conn ssh.Conn, nc ssh.NewChannel) {
 	ch, reqs, err := nc.Accept()
 	if err != nil {
 		return
@@ -269,8 +272,14 @@ func (s *testServer) serveSession(nc ssh.NewChannel) {
 				req.Reply(false, nil)
 				continue
 			}
+			modes, ok := decodeModes(m.Modes)
+			if !ok {
+				req.Reply(false, nil)
+				continue
+			}
 			size.set(m.Rows, m.Cols)
-			s.event(ptyEvent{Kind: req.Type, Term: m.Term, Rows: int(m.Rows), Cols: int(m.Cols)})
+			s.event(ptyEvent{Kind: req.Type, Term: m.Term, Rows: int(m.Rows), Cols: int(m.Cols),
+				Width: int(m.Width), Height: int(m.Height), Modes: fmt.Sprint(modes)})
 			req.Reply(true, nil)
 		case "window-change":
 			// RFC 4254 6.7: columns before rows.
@@ -280,7 +289,8 @@ func (s *testServer) serveSession(nc ssh.NewChannel) {
 				continue
 			}
 			size.set(m.Rows, m.Cols)
-			s.event(ptyEvent{Kind: req.Type, Rows: int(m.Rows), Cols: int(m.Cols)})
+			s.event(ptyEvent{Kind: req.Type, Rows: int(m.Rows), Cols: int(m.Cols),
+				Width: int(m.Width), Height: int(m.Height)})
 			req.Reply(true, nil)
 		case "shell":
 			if shellStarted {
@@ -289,7 +299,7 @@ func (s *testServer) serveSession(nc ssh.NewChannel) {
 			}
 			shellStarted = true
 			req.Reply(true, nil)
-			s.wg.Go(func() { shell(ch, size) })
+			s.wg.Go(func() { shell(conn, ch, size) })
 		default:
 			req.Reply(false, nil)
 		}
@@ -302,10 +312,12 @@ func (s *testServer) serveSession(nc ssh.NewChannel) {
 //	size      prints "rows cols"
 //	flood N   writes floodData(N)
 //	stderr X  writes X to the extended-data (stderr) stream
+//	probe     sends what an SSH server may send the client on its own,
+//	          each wanting a reply, and prints the outcomes (see probe)
 //	exit      sends exit-status 0 and closes the channel
 //
 // Other lines do nothing.
-func shell(ch ssh.Channel, size *termSize) {
+func shell(conn ssh.Conn, ch ssh.Channel, size *termSize) {
 	defer ch.Close()
 	buf := make([]byte, 4096)
 	var line, echo []byte
@@ -324,7 +336,7 @@ func shell(ch ssh.Channel, size *termSize) {
 			echo = echo[:0]
 			cmd := string(line)
 			line = line[:0]
-			if !runCommand(ch, size, cmd) {
+			if !runCommand(conn, ch, size, cmd) {
 				return
 			}
 		}
@@ -341,7 +353,7 @@ func shell(ch ssh.Channel, size *termSize) {
 }
 
 // runCommand runs one shell line and reports whether the shell goes on.
-func runCommand(ch ssh.Channel, size *termSize, cmd string) bool {
+func runCommand(conn ssh.Conn, ch ssh.Channel, size *termSize, cmd string) bool {
 	name, arg, _ := strings.Cut(cmd, " ")
 	var err error
 	switch name {
@@ -357,12 +369,48 @@ func runCommand(ch ssh.Channel, size *termSize, cmd string) bool {
 		_, err = ch.Write(floodData(n))
 	case "stderr":
 		_, err = ch.Stderr().Write([]byte(arg))
+	case "probe":
+		_, err = fmt.Fprintf(ch, "%s\r\n", probe(conn, ch))
 	case "exit":
 		ch.CloseWrite()
 		ch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{0}))
 		return false
 	}
 	return err == nil
+}
+
+// probe sends a global keepalive@openssh.com request (as OpenSSH does with
+// ClientAliveInterval), opens an "x11" channel and sends an
+// eow@openssh.com request on the session channel, each wanting a reply,
+// and describes what the client answered: probeWant when it declines both
+// requests and rejects the channel as prohibited.
+func probe(conn ssh.Conn, ch ssh.Channel) string {
+	global, _, globalErr := conn.SendRequest("keepalive@openssh.com", true, nil)
+	open := "accepted"
+	if c, _, err := conn.OpenChannel("x11", nil); err == nil {
+		c.Close()
+	} else if oce, ok := errors.AsType[*ssh.OpenChannelError](err); ok {
+		open = oce.Reason.String()
+	} else {
+		open = err.Error()
+	}
+	session, sessionErr := ch.SendRequest("eow@openssh.com", true, nil)
+	return fmt.Sprintf("global %v %v; open %s; session %v %v", global, globalErr, open, session, sessionErr)
+}
+
+// probeWant is what probe prints for a client that declines and rejects.
+const probeWant = "global false <nil>; open administratively prohibited; session false <nil>"
+
+// decodeModes decodes the terminal modes of a pty-req (RFC 4254 section
+// 8): an opcode byte and a uint32 each, up to TTY_OP_END (0), which must
+// end the string. ok is false when the encoding is wrong.
+func decodeModes(s string) (modes map[byte]uint32, ok bool) {
+	modes = make(map[byte]uint32)
+	for len(s) >= 5 && s[0] != 0 {
+		modes[s[0]] = binary.BigEndian.Uint32([]byte(s[1:5]))
+		s = s[5:]
+	}
+	return modes, s == "\x00"
 }
 
 // floodData returns n deterministic pseudo-random bytes.

@@ -1,6 +1,8 @@
 package sshbridge
 
 import (
+	"encoding/binary"
+	"fmt"
 	"io"
 	"sync"
 
@@ -15,71 +17,155 @@ import (
 // reader makes the remote wait: memory per session is bounded by the window.
 // Stderr returns the channel's extended-data stream, which PTY shells rarely
 // use; it must be drained too, since both share one window.
+//
+// A Session runs one goroutine of its own (see serve) besides x/crypto's
+// three for the connection; it ends when the connection does.
 type Session struct {
-	client *ssh.Client
-	sess   *ssh.Session
-	stdin  io.WriteCloser
-	stdout io.Reader
-	stderr io.Reader
+	conn ssh.Conn
+	ch   ssh.Channel
 
 	closeOnce sync.Once
 }
 
-func newSession(client *ssh.Client, term string, size WindowSize) (*Session, error) {
-	sess, err := client.NewSession()
+// ptyModes are the terminal modes of the PTY request, encoded as RFC 4254
+// section 8 and x/crypto's Session.RequestPty do: an opcode byte and a
+// uint32 value each, then TTY_OP_END (0).
+var ptyModes = func() string {
+	var b []byte
+	for _, m := range []struct {
+		op  byte
+		val uint32
+	}{
+		{ssh.ECHO, 1},
+		{ssh.TTY_OP_ISPEED, 38400},
+		{ssh.TTY_OP_OSPEED, 38400},
+	} {
+		b = append(b, m.op)
+		b = binary.BigEndian.AppendUint32(b, m.val)
+	}
+	return string(append(b, 0))
+}()
+
+// ptyRequest is the payload of "pty-req" (RFC 4254 section 6.2): columns
+// before rows, then the size in pixels, which x/crypto sets to 8 per cell.
+type ptyRequest struct {
+	Term                      string
+	Cols, Rows, Width, Height uint32
+	Modes                     string
+}
+
+// windowChange is the payload of "window-change" (RFC 4254 section 6.7).
+type windowChange struct {
+	Cols, Rows, Width, Height uint32
+}
+
+// openShell opens a session channel on conn, hands its request channel to
+// the connection's serve goroutine through reqsTo, and starts a shell on a
+// PTY. On error the caller closes conn.
+func openShell(conn ssh.Conn, reqsTo chan<- (<-chan *ssh.Request), term string, size WindowSize) (*Session, error) {
+	ch, reqs, err := conn.OpenChannel("session", nil)
 	if err != nil {
 		return nil, err
 	}
-	s := &Session{client: client, sess: sess}
-	modes := ssh.TerminalModes{
-		ssh.ECHO:          1,
-		ssh.TTY_OP_ISPEED: 38400,
-		ssh.TTY_OP_OSPEED: 38400,
-	}
-	// x/crypto takes rows before columns.
-	if err := sess.RequestPty(term, size.Rows, size.Cols, modes); err != nil {
-		sess.Close()
+	reqsTo <- reqs
+	rows, cols := uint32(size.Rows), uint32(size.Cols)
+	pty := ssh.Marshal(ptyRequest{
+		Term: term, Cols: cols, Rows: rows, Width: cols * 8, Height: rows * 8, Modes: ptyModes,
+	})
+	if err := request(ch, "pty-req", pty); err != nil {
 		return nil, err
 	}
-	if s.stdin, err = sess.StdinPipe(); err == nil {
-		if s.stdout, err = sess.StdoutPipe(); err == nil {
-			s.stderr, err = sess.StderrPipe()
+	if err := request(ch, "shell", nil); err != nil {
+		return nil, err
+	}
+	return &Session{conn: conn, ch: ch}, nil
+}
+
+// request sends a channel request and waits for the remote to accept it.
+func request(ch ssh.Channel, name string, payload []byte) error {
+	ok, err := ch.SendRequest(name, true, payload)
+	if err == nil && !ok {
+		err = fmt.Errorf("request %s: refused by the server", name)
+	}
+	return err
+}
+
+// serve answers what the remote sends on its own: global requests (such as
+// keepalive@openssh.com, which OpenSSH sends with want-reply when
+// ClientAliveInterval is set and disconnects if unanswered, or
+// hostkeys-00@openssh.com after authentication), channel opens, and,
+// once openShell hands it over through sessionReqs, the requests on the
+// session channel (exit-status, exit-signal, eow@openssh.com). Requests
+// are refused, as ssh.DiscardRequests does, and channel opens rejected.
+//
+// x/crypto delivers each kind on a Go channel that must be drained, or the
+// connection stalls. ssh.NewClient and ssh.Session would spend four
+// goroutines on these and on waiting for the end; serve is one. It returns
+// when the connection has ended: x/crypto then closes all three channels.
+func serve(reqs <-chan *ssh.Request, chans <-chan ssh.NewChannel, sessionReqs <-chan (<-chan *ssh.Request)) {
+	var chReqs <-chan *ssh.Request
+	for reqs != nil || chans != nil || chReqs != nil {
+		select {
+		case r, ok := <-reqs:
+			if !ok {
+				reqs = nil
+				continue
+			}
+			decline(r)
+		case nc, ok := <-chans:
+			if !ok {
+				chans = nil
+				continue
+			}
+			nc.Reject(ssh.Prohibited, "no channels are accepted")
+		case chReqs = <-sessionReqs:
+			sessionReqs = nil
+		case r, ok := <-chReqs:
+			if !ok {
+				chReqs = nil
+				continue
+			}
+			decline(r)
 		}
 	}
-	if err == nil {
-		err = sess.Shell()
+}
+
+// decline answers a request that wants a reply with failure.
+func decline(r *ssh.Request) {
+	if r.WantReply {
+		r.Reply(false, nil)
 	}
-	if err != nil {
-		sess.Close()
-		return nil, err
-	}
-	return s, nil
 }
 
 // Read reads shell output. It blocks until output is available and returns
 // everything that is buffered, up to len(p).
-func (s *Session) Read(p []byte) (int, error) { return s.stdout.Read(p) }
+func (s *Session) Read(p []byte) (int, error) { return s.ch.Read(p) }
 
 // Stderr returns the extended-data (standard error) stream.
-func (s *Session) Stderr() io.Reader { return s.stderr }
+func (s *Session) Stderr() io.Reader { return s.ch.Stderr() }
 
 // Write sends input to the shell. It blocks while the remote is not reading.
-func (s *Session) Write(p []byte) (int, error) { return s.stdin.Write(p) }
+func (s *Session) Write(p []byte) (int, error) { return s.ch.Write(p) }
 
 // Resize tells the remote PTY its new size.
 func (s *Session) Resize(size WindowSize) error {
-	return s.sess.WindowChange(size.Rows, size.Cols)
+	rows, cols := uint32(size.Rows), uint32(size.Cols)
+	_, err := s.ch.SendRequest("window-change", false, ssh.Marshal(windowChange{
+		Cols: cols, Rows: rows, Width: cols * 8, Height: rows * 8,
+	}))
+	return err
 }
 
 // Close ends the shell and the SSH connection. It is safe to call more than
-// once and from any goroutine.
+// once and from any goroutine. It does not wait for the connection's
+// goroutines, which end as soon as they see the connection closed.
 func (s *Session) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
 		// Closing the connection ends the channel too. Closing the channel
 		// first would send a message, which blocks while the network is
 		// stalled or a Write holds the connection, so Close would hang.
-		err = s.client.Close()
+		err = s.conn.Close()
 	})
 	return err
 }

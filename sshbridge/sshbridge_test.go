@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+	"golang.org/x/crypto/ssh"
 
 	"github.com/alfresco-ssh/alfresco-ssh/internal/syncbuf"
 	"github.com/alfresco-ssh/alfresco-ssh/sshbridge"
@@ -162,7 +163,12 @@ func TestPTY(t *testing.T) {
 	sess := dialShell(t, cfg, target, sshbridge.WindowSize{Rows: 33, Cols: 111})
 	out := readOutput(t, sess, sess)
 
-	want := ptyEvent{Kind: "pty-req", Term: "xterm-256color", Rows: 33, Cols: 111}
+	// The modes and the size in pixels (8 per cell) are what x/crypto's
+	// Session.RequestPty sends.
+	want := ptyEvent{Kind: "pty-req", Term: "xterm-256color", Rows: 33, Cols: 111,
+		Width: 111 * 8, Height: 33 * 8, Modes: fmt.Sprint(map[byte]uint32(ssh.TerminalModes{
+			ssh.ECHO: 1, ssh.TTY_OP_ISPEED: 38400, ssh.TTY_OP_OSPEED: 38400,
+		}))}
 	if got := srv.nextEvent(t); got != want {
 		t.Fatalf("server got %+v, want %+v", got, want)
 	}
@@ -174,7 +180,7 @@ func TestPTY(t *testing.T) {
 	if err := sess.Resize(sshbridge.WindowSize{Rows: 44, Cols: 132}); err != nil {
 		t.Fatalf("Resize: got error %v, want nil", err)
 	}
-	want = ptyEvent{Kind: "window-change", Rows: 44, Cols: 132}
+	want = ptyEvent{Kind: "window-change", Rows: 44, Cols: 132, Width: 132 * 8, Height: 44 * 8}
 	if got := srv.nextEvent(t); got != want {
 		t.Fatalf("server got %+v, want %+v", got, want)
 	}
@@ -271,6 +277,25 @@ func TestCloseStalledNetwork(t *testing.T) {
 	recv(t, closed, "Close to return")
 	if err := recv(t, writeErr, "the pending Write to return"); err == nil {
 		t.Errorf("pending Write after Close: got nil error, want an error")
+	}
+}
+
+// TestServerRequests checks that the session answers what a server sends
+// on its own, each wanting a reply: a global keepalive@openssh.com (OpenSSH
+// disconnects a client that does not answer), a channel open and a request
+// on the session channel. The session must decline them and go on.
+func TestServerRequests(t *testing.T) {
+	srv := newTestServer(t, serverOptions{User: "u", Password: "pw"})
+	target := srv.Target()
+	target.Password = "pw"
+	sess := dialShell(t, sshbridge.Config{Timeout: waitTimeout}, target, sshbridge.DefaultWindowSize)
+	out := readOutput(t, sess, sess)
+	if _, err := sess.Write([]byte("probe\rprobe\rsize\r")); err != nil {
+		t.Fatalf("Write: got error %v, want nil", err)
+	}
+	want := "probe\r\n" + probeWant + "\r\nprobe\r\n" + probeWant + "\r\nsize\r\n24 80\r\n"
+	if got := out.waitFor(t, "24 80\r\n"); got != want {
+		t.Errorf("output: got %q, want %q", got, want)
 	}
 }
 

@@ -244,10 +244,14 @@ func (res *results) rows() []row {
 		if n >= 1000 {
 			echo99 = echo99.target("< 10", s.Gateway.Echo.P99 < 10)
 		}
-		rss := newRow(p("gateway RSS per session (KiB)"), "%.1f", nan, s.Gateway.RSSPerSessionKiB)
+		// Right after 200 handshakes the heap still holds their garbage;
+		// an idle gateway collects it (at the latest after two minutes) and
+		// the scavenger returns it, so the target is judged after a GC.
+		rssFresh := newRow(p("gateway RSS per session, before GC (KiB)"), "%.1f", nan, s.Gateway.RSSPerSessionKiB)
+		rss := newRow(p("gateway RSS per idle session, after GC (KiB)"), "%.1f", nan, s.Gateway.RSSPerSessionAfterGCKiB)
 		gor := newRow(p("gateway goroutines per session"), "%.2f", nan, s.Gateway.GoroutinesPerSession)
 		if n >= 200 {
-			rss = rss.target("< 100", s.Gateway.RSSPerSessionKiB < 100)
+			rss = rss.target("< 100", s.Gateway.RSSPerSessionAfterGCKiB < 100)
 			gor = gor.target("<= 4", s.Gateway.GoroutinesPerSession <= 4)
 		}
 		rows = append(rows, ready, working,
@@ -256,7 +260,7 @@ func (res *results) rows() []row {
 		// With a handful of sessions, page granularity and one-time growth
 		// swamp the per-session figures; they are in the JSON.
 		if n >= 100 {
-			rows = append(rows, rss,
+			rows = append(rows, rssFresh, rss,
 				newRow(p("gateway heap per session (KiB)"), "%.1f", nan, s.Gateway.HeapPerSessionKiB),
 				gor)
 		}

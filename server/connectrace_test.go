@@ -243,3 +243,108 @@ func TestConnectRace(t *testing.T) {
 		return len(g.srv.gate.pending) == 0
 	})
 }
+
+// upgradeStorm holds a polling connection in the middle of an upgrade to
+// websocket (probe answered, upgrade not yet sent) with a long-poll GET
+// always pending, and POSTs CONNECTs to an unknown namespace, which the
+// server answers at once: its replies race with the NOOPs it writes every
+// 100 ms to end the long-poll for the upgrade. It returns nil if the
+// connection survived n round trips and then upgraded.
+func upgradeStorm(ctx context.Context, base string, n int) error {
+	c, err := dialPolling(ctx, base)
+	if err != nil {
+		return err
+	}
+	p := c.(*pollingEngine)
+	wsURL := "ws" + strings.TrimPrefix(strings.Replace(p.url, "transport=polling", "transport=websocket", 1), "http")
+	ws, _, err := websocket.DefaultDialer.DialContext(ctx, wsURL, nil)
+	if err != nil {
+		return err
+	}
+	defer ws.Close()
+	if deadline, ok := ctx.Deadline(); ok {
+		ws.SetReadDeadline(deadline)
+	}
+	if err := ws.WriteMessage(websocket.TextMessage, []byte("2probe")); err != nil {
+		return err
+	}
+	if _, b, err := ws.ReadMessage(); err != nil || string(b) != "3probe" {
+		return fmt.Errorf("probe: got %q, %v", b, err)
+	}
+	replies := make(chan error, 1)
+	go func() {
+		got := 0
+		for got < n {
+			packets, err := p.recv()
+			if err != nil {
+				replies <- fmt.Errorf("after %d replies: %w (%w)", got, errEngineClosed, err)
+				return
+			}
+			for _, pk := range packets {
+				switch {
+				case strings.HasPrefix(pk, "44/nope,"):
+					got++
+				case pk == "6":
+				default:
+					replies <- fmt.Errorf("after %d replies: got %q: %w", got, pk, errEngineClosed)
+					return
+				}
+			}
+		}
+		replies <- nil
+	}()
+	for range n {
+		if err := p.send("40/nope,"); err != nil {
+			break // the reader reports why
+		}
+	}
+	if err := <-replies; err != nil {
+		return err
+	}
+	// Upgrade; the connection must still answer, now on the websocket.
+	for _, m := range []string{"5", "40/nope,"} {
+		if err := ws.WriteMessage(websocket.TextMessage, []byte(m)); err != nil {
+			return fmt.Errorf("after the upgrade: %w", err)
+		}
+	}
+	for {
+		_, b, err := ws.ReadMessage()
+		if err != nil {
+			return fmt.Errorf("after the upgrade: %w (%w)", errEngineClosed, err)
+		}
+		if strings.HasPrefix(string(b), "44/nope,") {
+			return nil
+		}
+		if string(b) != "6" {
+			return fmt.Errorf("after the upgrade: got %q", b)
+		}
+	}
+}
+
+// TestUpgradeRace counts the polling connections the server drops while
+// they upgrade to websocket (see serialPolling). Before serialPolling,
+// about 1 connection in 20 failed here.
+func TestUpgradeRace(t *testing.T) {
+	g := startGateway(t, Config{})
+	const conns, trips = 40, 60
+	var (
+		mu     sync.Mutex
+		failed []string
+		wg     sync.WaitGroup
+	)
+	for range conns {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			if err := upgradeStorm(ctx, g.url, trips); err != nil {
+				mu.Lock()
+				failed = append(failed, err.Error())
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if len(failed) > 0 {
+		t.Errorf("got %d of %d connections failed, want 0; first: %s", len(failed), conns, failed[0])
+	}
+}

@@ -48,6 +48,8 @@ func (s *Server) newSocketIO() *socket.Server {
 	opts.SetPingInterval(s.cfg.PingInterval)
 	opts.SetPingTimeout(s.cfg.PingTimeout)
 	opts.SetMaxHttpBufferSize(s.cfg.MaxMessageBytes)
+	// Polling with serialized writes: see serialPolling.
+	opts.SetTransports(types.NewSet[transports.TransportCtor](&serialPollingBuilder{}, engine.WebSocket))
 	// Origins are checked by the HTTP route (checkOrigin), which also knows
 	// trusted proxies; the library's own websocket check compares Origin
 	// with Host only, which fails behind a proxy, so it lets all through.
@@ -68,6 +70,7 @@ func (s *Server) newSocketIO() *socket.Server {
 	io.Engine().On("connection", func(args ...any) {
 		if conn, ok := args[0].(engine.Socket); ok {
 			s.gate.install(conn)
+			watchUpgrade(conn)
 		}
 	})
 	return io

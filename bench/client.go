@@ -374,12 +374,47 @@ func connectGateway(base, id string, connectTimeout time.Duration) (*gatewayTerm
 		t.out.end(errors.New("disconnected: " + reason))
 		goneOnce.Do(func() { close(t.gone) })
 	})
+	// Open the engine connection first and connect the namespace once it
+	// is open: the client's Connect on an opening Manager can send the
+	// namespace CONNECT twice (once itself, once from the Manager's "open"
+	// event), and the server rightly closes a connection that does.
 	mgr := sock.Io()
 	var mgrOpen atomic.Bool
-	mgr.On("open", func(...any) { mgrOpen.Store(true) })
-	sock.Connect()
+	opened := make(chan struct{})
+	mgr.On("open", func(...any) {
+		if mgrOpen.CompareAndSwap(false, true) {
+			close(opened)
+		}
+	})
+	failed := make(chan error, 1)
+	mgr.Open(func(err error) {
+		if err != nil {
+			failed <- err
+		}
+	})
 	recoverLostOpen(mgr, &mgrOpen)
+	timer := time.NewTimer(connectTimeout)
+	defer timer.Stop()
+	select {
+	case <-opened:
+	case err := <-failed:
+		abandon(sock)
+		return nil, fmt.Errorf("socket.io: engine connection: %w", err)
+	case <-timer.C:
+		abandon(sock)
+		return nil, fmt.Errorf("socket.io: the engine connection did not open within %v", connectTimeout)
+	}
+	sock.Connect()
 	return t, nil
+}
+
+// abandon closes a socket whose namespace was never connected, and its
+// engine connection.
+func abandon(sock *sio.Socket) {
+	sock.Close()
+	if eng := sock.Io().Engine(); eng != nil {
+		eng.Close()
+	}
 }
 
 // lostOpens counts the connections recoverLostOpen had to rescue.

@@ -324,11 +324,6 @@ func (b *bench) openDirect(ctx context.Context) (terminal, error) {
 func (b *bench) openGatewayOn(g *gatewayProc) func(context.Context) (terminal, error) {
 	return func(ctx context.Context) (terminal, error) {
 		t, err := openGateway(ctx, g.url, b.login, b.cfg.sshTimeout+30*time.Second)
-		if err != nil && strings.Contains(err.Error(), `"transport close"`) {
-			// The rare drop right after connecting (see the protocol
-			// check): one retry with fresh credentials.
-			t, err = openGateway(ctx, g.url, b.login, b.cfg.sshTimeout+30*time.Second)
-		}
 		if err != nil {
 			return nil, err
 		}
@@ -398,30 +393,19 @@ func (b *bench) protocolCheck(ctx context.Context) error {
 		return fmt.Errorf("disconnect reason: got %q, want %q", reason, "io server disconnect")
 	}
 	// Used credentials are refused with the closing message too.
-	note := ""
-	for attempt := 1; ; attempt++ {
-		t2, err := connectGateway(b.gw.url, id, keyTimeout)
-		if err != nil {
-			return err
-		}
-		closing, reason, err = t2.ended(ctx, keyTimeout)
-		t2.close()
-		if err != nil {
-			return err
-		}
-		// Under the race detector the server has been seen, rarely, to
-		// drop a fresh connection right after its CONNECT; retry once and
-		// say so.
-		if reason == "transport close" && closing == nil && attempt == 1 {
-			note = " (a first attempt ended in \"transport close\" before any message)"
-			continue
-		}
-		if text, _ := closing["output"].(string); !strings.Contains(text, "credentials") || reason != "io server disconnect" {
-			return fmt.Errorf("reused credentials: got closing %v, reason %q%s", closing, reason, note)
-		}
-		break
+	t2, err := connectGateway(b.gw.url, id, keyTimeout)
+	if err != nil {
+		return err
 	}
-	b.res.Meta.ProtocolCheck = "ok: start-session, connection-ready, ssh-output, red closing message, io server disconnect; used credentials refused" + note
+	closing, reason, err = t2.ended(ctx, keyTimeout)
+	t2.close()
+	if err != nil {
+		return err
+	}
+	if text, _ := closing["output"].(string); !strings.Contains(text, "credentials") || reason != "io server disconnect" {
+		return fmt.Errorf("reused credentials: got closing %v, reason %q", closing, reason)
+	}
+	b.res.Meta.ProtocolCheck = "ok: start-session, connection-ready, ssh-output, red closing message, io server disconnect; used credentials refused"
 	return nil
 }
 

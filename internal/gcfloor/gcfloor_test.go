@@ -1,0 +1,98 @@
+package gcfloor
+
+import (
+	"runtime"
+	"runtime/debug"
+	"testing"
+	"time"
+)
+
+func TestPercentFor(t *testing.T) {
+	const MiB = 1 << 20
+	tests := []struct {
+		name        string
+		floor, live uint64
+		base, want  int
+	}{
+		{"small heap is raised to the floor", 64 * MiB, 8 * MiB, 100, 700},
+		{"rounds up", 64 * MiB, 7 * MiB, 100, 815},
+		{"before the first collection", 64 * MiB, 0, 100, 1600},
+		{"minimum heap caps it", 64 * MiB, 1 * MiB, 100, 1600},
+		{"heap at the floor keeps base", 64 * MiB, 64 * MiB, 100, 100},
+		{"large heap keeps base", 64 * MiB, 500 * MiB, 100, 100},
+		{"never below base", 64 * MiB, 20 * MiB, 400, 400},
+		{"floor below the minimum heap keeps base", 2 * MiB, 1 * MiB, 100, 100},
+		{"odd ratio rounds up", 10 * MiB, 3 * MiB, 100, 234},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := percentFor(tt.floor, tt.live, tt.base); got != tt.want {
+				t.Errorf("percentFor(%d, %d, %d) = %d, want %d", tt.floor, tt.live, tt.base, got, tt.want)
+			}
+		})
+	}
+}
+
+func gogc() int {
+	p := debug.SetGCPercent(100)
+	debug.SetGCPercent(p)
+	return p
+}
+
+// TestStart checks that the floor raises GOGC for this test's small heap,
+// follows the live heap after a collection, and that stop restores GOGC.
+func TestStart(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	const floor = 32 << 20
+	stop := Start(floor)
+	defer stop()
+	if got := gogc(); got <= 100 {
+		t.Fatalf("GOGC with a %d MiB floor and a small heap: got %d, want above 100", floor>>20, got)
+	}
+	if other := Start(floor); gogc() <= 100 {
+		t.Fatal("a second Start changed GOGC")
+	} else {
+		other() // a no-op
+	}
+
+	// A live heap above the floor: after the next collection, GOGC is
+	// back to 100.
+	big := make([]byte, 2*floor)
+	for i := range big {
+		big[i] = 1
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for gogc() != 100 {
+		if time.Now().After(deadline) {
+			t.Fatalf("GOGC with %d MiB live: got %d, want 100", len(big)>>20, gogc())
+		}
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
+	runtime.KeepAlive(big)
+
+	stop()
+	if got := gogc(); got != 100 {
+		t.Errorf("GOGC after stop: got %d, want 100", got)
+	}
+	runtime.GC() // big is gone
+	if again := Start(floor); gogc() <= 100 {
+		t.Error("Start after stop did nothing")
+	} else {
+		again()
+	}
+}
+
+func TestStartDisabled(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	Start(0)()
+	if got := gogc(); got != 100 {
+		t.Errorf("GOGC with no floor: got %d, want 100", got)
+	}
+	debug.SetGCPercent(-1)
+	stop := Start(64 << 20)
+	if got := gogc(); got != -1 {
+		t.Errorf("GOGC=off with a floor: got %d, want -1", got)
+	}
+	stop()
+}

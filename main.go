@@ -135,9 +135,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	if o.gcFloorMiB < 0 {
-		return fmt.Errorf("--gc-heap-floor-mib: got %d, want 0 or more", o.gcFloorMiB)
-	}
 	defer gcfloor.Start(uint64(o.gcFloorMiB) << 20)()
 	level := slog.LevelInfo
 	if o.debug {
@@ -264,6 +261,9 @@ func (o *options) config(getenv func(string) string) (server.Config, string, err
 	cfg.Targets = server.NewTargetPolicy(allow, deny, nil)
 	if o.maxSessions < 0 || o.maxPerClient < 0 || o.createRate < 0 || o.authFailures < 0 {
 		return cfg, "", errors.New("--max-sessions, --max-sessions-per-client, --create-rate and --auth-failures must not be negative")
+	}
+	if o.gcFloorMiB < 0 {
+		return cfg, "", fmt.Errorf("--gc-heap-floor-mib: got %d, want 0 or more", o.gcFloorMiB)
 	}
 	cfg.MaxSessions, cfg.MaxSessionsPerClient = o.maxSessions, o.maxPerClient
 	cfg.CreatesPerMinute, cfg.AuthFailures = o.createRate, o.authFailures

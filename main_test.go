@@ -62,6 +62,7 @@ func TestFlagsAndEnvironment(t *testing.T) {
 		{"bad deny rule", []string{"--deny-targets", "host:0"}, nil, "", "--deny-targets"},
 		{"tls cert without key", []string{"--tls-cert", "c.pem"}, nil, "", "--tls-key"},
 		{"negative limit", []string{"--max-sessions", "-1"}, nil, "", "--max-sessions"},
+		{"negative gc floor", nil, map[string]string{"ALFRESCO_SSH_GC_HEAP_FLOOR_MIB": "-1"}, "", "--gc-heap-floor-mib"},
 		{"stray argument", []string{"serve"}, nil, "", "unexpected argument"},
 		{"fernet key", nil, map[string]string{"CREDENTIALS_KEY": "cw_0x689RpI-jtRR7oE8h_eQsKImvJapLeSbXpwF4e4="}, "127.0.0.1:5000", ""},
 		{"short key", nil, map[string]string{"CREDENTIALS_KEY": "c2hvcnQ="}, "", "CREDENTIALS_KEY must be a Fernet key"},

@@ -74,14 +74,7 @@ func gatewayMain(rawCfg string) int {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	// As the command does (--gc-heap-floor-mib, default 64, or its
-	// environment variable, which -gateway-env can set). A GOGC in
-	// -gateway-env is the least it sets; GOGC=off turns it off.
-	floor := uint64(gcfloor.DefaultFloor)
-	if mib, err := strconv.ParseUint(os.Getenv("ALFRESCO_SSH_GC_HEAP_FLOOR_MIB"), 10, 32); err == nil {
-		floor = mib << 20
-	}
-	defer gcfloor.Start(floor)()
+
 	srv, err := server.New(server.Config{
 		Assets: fstest.MapFS{
 			"templates/index.html": {Data: []byte("<!doctype html><title>bench</title><p>{{ credentials_uuid }}</p>\n")},
@@ -94,6 +87,14 @@ func gatewayMain(rawCfg string) int {
 		fmt.Fprintln(os.Stderr, "bench gateway:", err)
 		return 1
 	}
+	// As the command does (--gc-heap-floor-mib, default 64, or its
+	// environment variable, which -gateway-env can set). A GOGC in
+	// -gateway-env is the least it sets; GOGC=off turns it off.
+	floor := uint64(gcfloor.DefaultFloor)
+	if mib, err := strconv.ParseUint(os.Getenv("ALFRESCO_SSH_GC_HEAP_FLOOR_MIB"), 10, 32); err == nil {
+		floor = mib << 20
+	}
+	defer gcfloor.Start(floor, srv.OutputBytes)()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench gateway:", err)

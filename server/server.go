@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/alfresco-ssh/alfresco-ssh/sshbridge"
@@ -139,6 +140,7 @@ type Server struct {
 	authFail *authBackoff
 	sessions *sessionCounter
 	certs    *certReloader
+	output   atomic.Uint64 // bytes of terminal output relayed
 	gate     connectGate
 
 	mu        sync.Mutex
@@ -214,6 +216,10 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	return err
 }
+
+// OutputBytes returns how many bytes of terminal output the gateway has
+// relayed so far.
+func (s *Server) OutputBytes() uint64 { return s.output.Load() }
 
 // Shutdown stops the gateway in order: refuse new Socket.IO connections,
 // tell every live terminal why and close its SSH session, wait for the

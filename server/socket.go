@@ -170,9 +170,20 @@ func (t *terminal) onStart(args ...any) {
 	}
 	log := t.log.With("id", shortID(id), "host", target.Host, "port", target.Port, "user", target.User)
 	go func() {
-		defer t.srv.running.Done()
-		defer release()
-		t.finish(t.run(ctx, log, target, size))
+		sess, err := t.dial(ctx, log, target, size)
+		if err != nil {
+			t.finish(err)
+			release()
+			t.srv.running.Done()
+			return
+		}
+		// The SSH handshake grew this goroutine's stack; the session's
+		// life goes on in a new one, with a small stack, and this one ends.
+		go func() {
+			defer t.srv.running.Done()
+			defer release()
+			t.finish(t.run(ctx, log, sess, size))
+		}()
 	}()
 }
 
@@ -196,24 +207,29 @@ func (t *terminal) prepare(id string) (target sshbridge.Target, release func(), 
 	return target, release, err
 }
 
-// run opens the SSH session and streams its output until it ends. It
-// returns why it ended.
-func (t *terminal) run(ctx context.Context, log *slog.Logger, target sshbridge.Target, size sshbridge.WindowSize) error {
+// dial opens the SSH session; the error says why it could not.
+func (t *terminal) dial(ctx context.Context, log *slog.Logger, target sshbridge.Target, size sshbridge.WindowSize) (*sshbridge.Session, error) {
 	sess, err := sshbridge.Dial(ctx, t.srv.cfg.SSH, target, size)
 	clear(target.PrivateKey)
 	if err != nil {
 		if cause := context.Cause(ctx); cause != nil {
-			return cause
+			return nil, cause
 		}
 		if errors.Is(err, sshbridge.ErrAuth) {
 			t.srv.authFail.Failure(t.client)
 			t.srv.authFail.Failure(target.Addr())
 		}
 		log.Info("ssh connection failed", "err", err)
-		return err
+		return nil, err
 	}
 	t.srv.authFail.Success(t.client)
 	t.srv.authFail.Success(target.Addr())
+	return sess, nil
+}
+
+// run streams the session's output until it ends, and returns why it
+// ended. size is the PTY size the session was opened with.
+func (t *terminal) run(ctx context.Context, log *slog.Logger, sess *sshbridge.Session, size sshbridge.WindowSize) error {
 	defer sess.Close()
 	stop := context.AfterFunc(ctx, func() { sess.Close() })
 	defer stop()
@@ -236,7 +252,7 @@ func (t *terminal) run(ctx context.Context, log *slog.Logger, target sshbridge.T
 
 	var wg sync.WaitGroup
 	wg.Go(func() { t.pump(ctx, sess.Stderr()) })
-	err = t.pump(ctx, sess)
+	err := t.pump(ctx, sess)
 	sess.Close()
 	wg.Wait()
 	if cause := context.Cause(ctx); cause != nil {
@@ -256,6 +272,7 @@ func (t *terminal) pump(ctx context.Context, r io.Reader) error {
 		n, err := r.Read(buf)
 		if n > 0 {
 			t.active()
+			t.srv.output.Add(uint64(n))
 			if msg, ok := outputPacket(text.appendJSON(outputHead(n), buf[:n])); ok {
 				if err := t.sendOutput(ctx, msg); err != nil {
 					return err

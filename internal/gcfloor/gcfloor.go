@@ -10,10 +10,12 @@
 // of a few tens of MiB makes that rare; once the live heap is large enough
 // that GOGC alone gives a goal above the floor, nothing changes.
 //
-// The price: up to the floor in garbage between collections, and, after a
-// burst of allocation such as many sessions opening at once, long-lived
-// objects spread over more memory pages (measured: about 13 KiB per session
-// after 200 opened at once with a 64 MiB floor).
+// The floor is kept only while the program moves data (its progress counter
+// grew by minProgress since the previous collection): the garbage then is
+// short-lived. Otherwise, for instance while many sessions open at once,
+// a floor would spread their long-lived objects over more memory pages
+// (measured: about 13 KiB more per session after 200 opened at once with
+// a 64 MiB floor), so Go's default pacing applies.
 //
 // GOGC is adjusted after every collection (seen by a cleanup of an object
 // made unreachable for the purpose: one tiny allocation per cycle).
@@ -33,6 +35,10 @@ import (
 // few MiB.
 const DefaultFloor = 64 << 20
 
+// minProgress is how much the progress counter must grow between two
+// collections for the floor to be kept.
+const minProgress = 1 << 20
+
 // minHeap is the runtime's minimum heap goal at GOGC=100; it scales with
 // GOGC like the goal does, so a GOGC above 100 × floor / minHeap would put
 // the goal above the floor even for an empty heap.
@@ -41,11 +47,12 @@ const minHeap = 4 << 20
 // active is whether a floor is kept: GOGC is process-wide, so one at most.
 var active sync.Mutex
 
-// Start keeps the heap goal at least floor bytes until stop is called,
-// which restores the GOGC in effect at Start. It does nothing, and stop
-// does nothing, when floor is 0, the collector is off (GOGC=off), or
-// another floor is active.
-func Start(floor uint64) (stop func()) {
+// Start keeps the heap goal at least floor bytes while progress (a counter
+// of the bytes the program moves, such as terminal output; nil: always)
+// grows, until stop is called, which restores the GOGC in effect at Start.
+// It does nothing, and stop does nothing, when floor is 0, the collector is
+// off (GOGC=off), or another floor is active.
+func Start(floor uint64, progress func() uint64) (stop func()) {
 	if floor == 0 || !active.TryLock() {
 		return func() {}
 	}
@@ -55,19 +62,21 @@ func Start(floor uint64) (stop func()) {
 		active.Unlock()
 		return func() {}
 	}
-	f := &floorKeeper{floor: floor, base: base, current: base}
+	f := &floorKeeper{floor: floor, progress: progress, base: base, current: base}
 	f.adjust()
 	f.arm()
 	return f.stop
 }
 
 type floorKeeper struct {
-	floor uint64
-	base  int
+	floor    uint64
+	progress func() uint64
+	base     int
 
-	mu      sync.Mutex
-	current int // GOGC set
-	stopped bool
+	mu        sync.Mutex
+	current   int    // GOGC set
+	progress0 uint64 // progress at the previous adjust
+	stopped   bool
 }
 
 // sentinel is what the cleanup watches: made unreachable at once, it is
@@ -88,7 +97,8 @@ func (f *floorKeeper) arm() {
 	}, f)
 }
 
-// adjust sets GOGC for the live heap the last collection found.
+// adjust sets GOGC for the live heap the last collection found, and the
+// progress since the previous adjust.
 func (f *floorKeeper) adjust() {
 	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
 	metrics.Read(sample)
@@ -98,7 +108,15 @@ func (f *floorKeeper) adjust() {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if want := percentFor(f.floor, live, f.base); !f.stopped && want != f.current {
+	floor := f.floor
+	if f.progress != nil {
+		p := f.progress()
+		if p-f.progress0 < minProgress {
+			floor = 0
+		}
+		f.progress0 = p
+	}
+	if want := percentFor(floor, live, f.base); !f.stopped && want != f.current {
 		f.current = want
 		debug.SetGCPercent(want)
 	}

@@ -3,6 +3,7 @@ package gcfloor
 import (
 	"runtime"
 	"runtime/debug"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -44,12 +45,12 @@ func gogc() int {
 func TestStart(t *testing.T) {
 	defer debug.SetGCPercent(debug.SetGCPercent(100))
 	const floor = 32 << 20
-	stop := Start(floor)
+	stop := Start(floor, nil)
 	defer stop()
 	if got := gogc(); got <= 100 {
 		t.Fatalf("GOGC with a %d MiB floor and a small heap: got %d, want above 100", floor>>20, got)
 	}
-	if other := Start(floor); gogc() <= 100 {
+	if other := Start(floor, nil); gogc() <= 100 {
 		t.Fatal("a second Start changed GOGC")
 	} else {
 		other() // a no-op
@@ -61,14 +62,7 @@ func TestStart(t *testing.T) {
 	for i := range big {
 		big[i] = 1
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for gogc() != 100 {
-		if time.Now().After(deadline) {
-			t.Fatalf("GOGC with %d MiB live: got %d, want 100", len(big)>>20, gogc())
-		}
-		runtime.GC()
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitGOGC(t, func(p int) bool { return p == 100 }, func() {})
 	runtime.KeepAlive(big)
 
 	stop()
@@ -76,21 +70,51 @@ func TestStart(t *testing.T) {
 		t.Errorf("GOGC after stop: got %d, want 100", got)
 	}
 	runtime.GC() // big is gone
-	if again := Start(floor); gogc() <= 100 {
+	if again := Start(floor, nil); gogc() <= 100 {
 		t.Error("Start after stop did nothing")
 	} else {
 		again()
 	}
 }
 
+// TestProgress checks that the floor is kept only while the progress
+// counter grows.
+func TestProgress(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	var moved atomic.Uint64
+	stop := Start(32<<20, moved.Load)
+	defer stop()
+	if got := gogc(); got != 100 {
+		t.Fatalf("GOGC before any progress: got %d, want 100", got)
+	}
+	waitGOGC(t, func(p int) bool { return p > 100 }, func() { moved.Add(minProgress) })
+	// Too little progress between collections: back to the default.
+	waitGOGC(t, func(p int) bool { return p == 100 }, func() { moved.Add(minProgress - 1) })
+}
+
+// waitGOGC collects garbage, calling between collections, until cond holds
+// for GOGC.
+func waitGOGC(t *testing.T, cond func(int) bool, between func()) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond(gogc()) {
+		if time.Now().After(deadline) {
+			t.Fatalf("GOGC: got %d, still not the value wanted", gogc())
+		}
+		between()
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func TestStartDisabled(t *testing.T) {
 	defer debug.SetGCPercent(debug.SetGCPercent(100))
-	Start(0)()
+	Start(0, nil)()
 	if got := gogc(); got != 100 {
 		t.Errorf("GOGC with no floor: got %d, want 100", got)
 	}
 	debug.SetGCPercent(-1)
-	stop := Start(64 << 20)
+	stop := Start(64<<20, nil)
 	if got := gogc(); got != -1 {
 		t.Errorf("GOGC=off with a floor: got %d, want -1", got)
 	}

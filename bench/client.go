@@ -389,7 +389,10 @@ func connectGateway(base, id string, connectTimeout time.Duration) (*gatewayTerm
 	failed := make(chan error, 1)
 	mgr.Open(func(err error) {
 		if err != nil {
-			failed <- err
+			select { // the Manager can report twice
+			case failed <- err:
+			default:
+			}
 		}
 	})
 	recoverLostOpen(mgr, &mgrOpen)

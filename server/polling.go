@@ -24,15 +24,15 @@ import (
 //
 // serialPolling serializes every Send on the transport. A payload that
 // finds no pending long-poll waits for the next one (or for the upgrade,
-// see handOver); a NOOP that finds none is dropped, since its only purpose
+// see handOver; after it, payloads go to the new transport); a NOOP that finds none is dropped, since its only purpose
 // is to end a pending long-poll. While payloads wait, Writable reports
 // false, so the library's own flushes wait behind them, in order.
 type serialPolling struct {
 	transports.Polling
 
 	mu      sync.Mutex
-	waiting [][]*packet.Packet // oldest first
-	gone    bool               // handed over to the upgraded transport
+	waiting [][]*packet.Packet   // oldest first
+	to      transports.Transport // the upgraded transport, once handed over
 }
 
 // serialPollingBuilder makes the polling transports of the engine.
@@ -56,7 +56,11 @@ func (p *serialPolling) Send(packets []*packet.Packet) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	switch {
-	case p.gone:
+	case p.to != nil:
+		// A flush that picked this transport just before the upgrade.
+		if !onlyNoop(packets) {
+			p.to.Send(packets)
+		}
 	case len(p.waiting) == 0 && p.Polling.Writable():
 		p.Polling.Send(packets)
 	case !onlyNoop(packets):
@@ -72,7 +76,7 @@ func (p *serialPolling) OnRequest(ctx *types.HttpContext) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if len(p.waiting) > 0 && !p.gone && p.Polling.Writable() {
+	if len(p.waiting) > 0 && p.to == nil && p.Polling.Writable() {
 		next := p.waiting[0]
 		p.waiting[0] = nil
 		p.waiting = p.waiting[1:]
@@ -100,7 +104,7 @@ func watchUpgrade(conn engine.Socket) {
 func (p *serialPolling) handOver(to transports.Transport) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.gone = true
+	p.to = to
 	for _, packets := range p.waiting {
 		to.Send(packets)
 	}

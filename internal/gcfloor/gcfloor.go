@@ -10,9 +10,10 @@
 // of a few tens of MiB makes that rare; once the live heap is large enough
 // that GOGC alone gives a goal above the floor, nothing changes.
 //
-// The floor is kept only while the program moves data (its progress counter
-// grew by minProgress since the previous collection): the garbage then is
-// short-lived. Otherwise, for instance while many sessions open at once,
+// The floor is kept only while the program moves data: its progress
+// counter grew, since the previous collection, by at least an eighth of
+// what was allocated meanwhile (and minProgress), so that the garbage is
+// mostly that of moving data, which is short-lived. Otherwise, for instance while many sessions open at once,
 // a floor would spread their long-lived objects over more memory pages
 // (measured: about 13 KiB more per session after 200 opened at once with
 // a 64 MiB floor), so Go's default pacing applies.
@@ -35,9 +36,13 @@ import (
 // few MiB.
 const DefaultFloor = 64 << 20
 
-// minProgress is how much the progress counter must grow between two
-// collections for the floor to be kept.
-const minProgress = 1 << 20
+// minProgress is the least the progress counter must grow between two
+// collections for the floor to be kept, and progressShare the least share
+// of the bytes allocated meanwhile it must grow by.
+const (
+	minProgress   = 64 << 10
+	progressShare = 8
+)
 
 // minHeap is the runtime's minimum heap goal at GOGC=100; it scales with
 // GOGC like the goal does, so a GOGC above 100 × floor / minHeap would put
@@ -56,8 +61,7 @@ func Start(floor uint64, progress func() uint64) (stop func()) {
 	if floor == 0 || !active.TryLock() {
 		return func() {}
 	}
-	base := debug.SetGCPercent(100)
-	debug.SetGCPercent(base)
+	base := gogc()
 	if base < 0 {
 		active.Unlock()
 		return func() {}
@@ -76,6 +80,7 @@ type floorKeeper struct {
 	mu        sync.Mutex
 	current   int    // GOGC set
 	progress0 uint64 // progress at the previous adjust
+	allocs0   uint64 // bytes allocated, likewise
 	stopped   bool
 }
 
@@ -98,28 +103,45 @@ func (f *floorKeeper) arm() {
 }
 
 // adjust sets GOGC for the live heap the last collection found, and the
-// progress since the previous adjust.
+// progress and allocation since the previous adjust.
 func (f *floorKeeper) adjust() {
-	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/heap/allocs:bytes"}}
 	metrics.Read(sample)
-	var live uint64
-	if sample[0].Value.Kind() == metrics.KindUint64 {
-		live = sample[0].Value.Uint64()
-	}
+	live, allocs := uint64Value(sample[0]), uint64Value(sample[1])
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	floor := f.floor
 	if f.progress != nil {
 		p := f.progress()
-		if p-f.progress0 < minProgress {
+		if moved := p - f.progress0; moved < minProgress || moved < (allocs-f.allocs0)/progressShare {
 			floor = 0
 		}
-		f.progress0 = p
+		f.progress0, f.allocs0 = p, allocs
 	}
 	if want := percentFor(floor, live, f.base); !f.stopped && want != f.current {
 		f.current = want
 		debug.SetGCPercent(want)
 	}
+}
+
+// gogc returns the GOGC in effect (-1 when off).
+func gogc() int {
+	sample := []metrics.Sample{{Name: "/gc/gogc:percent"}}
+	metrics.Read(sample)
+	if sample[0].Value.Kind() != metrics.KindUint64 {
+		return 100
+	}
+	if p := sample[0].Value.Uint64(); p <= math.MaxInt32 {
+		return int(p)
+	}
+	return -1
+}
+
+func uint64Value(s metrics.Sample) uint64 {
+	if s.Value.Kind() == metrics.KindUint64 {
+		return s.Value.Uint64()
+	}
+	return 0
 }
 
 func (f *floorKeeper) stop() {

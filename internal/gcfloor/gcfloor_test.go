@@ -34,12 +34,6 @@ func TestPercentFor(t *testing.T) {
 	}
 }
 
-func gogc() int {
-	p := debug.SetGCPercent(100)
-	debug.SetGCPercent(p)
-	return p
-}
-
 // TestStart checks that the floor raises GOGC for this test's small heap,
 // follows the live heap after a collection, and that stop restores GOGC.
 func TestStart(t *testing.T) {
@@ -90,7 +84,17 @@ func TestProgress(t *testing.T) {
 	waitGOGC(t, func(p int) bool { return p > 100 }, func() { moved.Add(minProgress) })
 	// Too little progress between collections: back to the default.
 	waitGOGC(t, func(p int) bool { return p == 100 }, func() { moved.Add(minProgress - 1) })
+	waitGOGC(t, func(p int) bool { return p > 100 }, func() { moved.Add(minProgress) })
+	// Progress, but most of the garbage is not from it (sessions opening).
+	waitGOGC(t, func(p int) bool { return p == 100 }, func() {
+		moved.Add(minProgress)
+		for range 16 * progressShare {
+			sink = make([]byte, minProgress/8)
+		}
+	})
 }
+
+var sink []byte
 
 // waitGOGC collects garbage, calling between collections, until cond holds
 // for GOGC.
@@ -104,6 +108,17 @@ func waitGOGC(t *testing.T, cond func(int) bool, between func()) {
 		between()
 		runtime.GC()
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestGOGC(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(250))
+	if got := gogc(); got != 250 {
+		t.Errorf("gogc() with GOGC=250: got %d", got)
+	}
+	debug.SetGCPercent(-1)
+	if got := gogc(); got != -1 {
+		t.Errorf("gogc() with GOGC=off: got %d, want -1", got)
 	}
 }
 

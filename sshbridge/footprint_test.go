@@ -127,9 +127,7 @@ func measureIdle(t *testing.T, cfg sshbridge.Config, target sshbridge.Target, op
 // and reports its memory, against the in-process server (the goroutines
 // of the bridge are told from the server's by their profiler label).
 func TestSessionFootprint(t *testing.T) {
-	srv := newTestServer(t, serverOptions{User: "u", Password: "pw"})
-	target := srv.Target()
-	target.Password = "pw"
+	srv, target := passwordServer(t)
 	// The server queues each pty-req for the test: take it.
 	f := measureIdle(t, sshbridge.Config{Timeout: waitTimeout}, target, func() { srv.nextEvent(t) })
 	t.Logf("per idle session: %d bridge goroutines (%d with the in-process server's); "+

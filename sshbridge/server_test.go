@@ -89,6 +89,16 @@ var hostSigner = sync.OnceValues(func() (ssh.Signer, error) {
 	return ssh.NewSignerFromKey(priv)
 })
 
+// passwordServer starts a test server for user "u" with password "pw", and
+// returns it with a target that logs in.
+func passwordServer(t *testing.T) (*testServer, sshbridge.Target) {
+	t.Helper()
+	srv := newTestServer(t, serverOptions{User: "u", Password: "pw"})
+	target := srv.Target()
+	target.Password = "pw"
+	return srv, target
+}
+
 func newTestServer(t *testing.T, opts serverOptions) *testServer {
 	t.Helper()
 	signers := opts.HostKeys

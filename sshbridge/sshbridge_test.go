@@ -156,9 +156,7 @@ func TestDialAuth(t *testing.T) {
 }
 
 func TestPTY(t *testing.T) {
-	srv := newTestServer(t, serverOptions{User: "u", Password: "pw"})
-	target := srv.Target()
-	target.Password = "pw"
+	srv, target := passwordServer(t)
 	cfg := sshbridge.Config{Term: "xterm-256color", Timeout: waitTimeout}
 	sess := dialShell(t, cfg, target, sshbridge.WindowSize{Rows: 33, Cols: 111})
 	out := readOutput(t, sess, sess)
@@ -196,9 +194,7 @@ func TestPTY(t *testing.T) {
 // TestExit checks that output written before the shell exits is all read
 // before io.EOF, including output larger than the channel window.
 func TestExit(t *testing.T) {
-	srv := newTestServer(t, serverOptions{User: "u", Password: "pw"})
-	target := srv.Target()
-	target.Password = "pw"
+	_, target := passwordServer(t)
 	for _, n := range []int{0, 1000, 3 << 20} {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
 			sess := dialShell(t, sshbridge.Config{Timeout: waitTimeout}, target, sshbridge.DefaultWindowSize)
@@ -220,9 +216,7 @@ func TestExit(t *testing.T) {
 }
 
 func TestClose(t *testing.T) {
-	srv := newTestServer(t, serverOptions{User: "u", Password: "pw"})
-	target := srv.Target()
-	target.Password = "pw"
+	_, target := passwordServer(t)
 	sess := dialShell(t, sshbridge.Config{Timeout: waitTimeout}, target, sshbridge.DefaultWindowSize)
 	out := readOutput(t, sess, sess)
 	errOut := readOutput(t, sess, sess.Stderr())
@@ -253,9 +247,7 @@ func TestClose(t *testing.T) {
 // TestCloseStalledNetwork checks that Close returns, and unblocks a pending
 // Write, when the network has stopped carrying data.
 func TestCloseStalledNetwork(t *testing.T) {
-	srv := newTestServer(t, serverOptions{User: "u", Password: "pw"})
-	target := srv.Target()
-	target.Password = "pw"
+	_, target := passwordServer(t)
 	dialer := &stallDialer{conns: make(chan *stallConn, 1)}
 	cfg := sshbridge.Config{Timeout: waitTimeout, Dialer: dialer}
 	sess := dialShell(t, cfg, target, sshbridge.DefaultWindowSize)
@@ -285,9 +277,7 @@ func TestCloseStalledNetwork(t *testing.T) {
 // disconnects a client that does not answer), a channel open and a request
 // on the session channel. The session must decline them and go on.
 func TestServerRequests(t *testing.T) {
-	srv := newTestServer(t, serverOptions{User: "u", Password: "pw"})
-	target := srv.Target()
-	target.Password = "pw"
+	_, target := passwordServer(t)
 	sess := dialShell(t, sshbridge.Config{Timeout: waitTimeout}, target, sshbridge.DefaultWindowSize)
 	out := readOutput(t, sess, sess)
 	if _, err := sess.Write([]byte("probe\rprobe\rsize\r")); err != nil {
@@ -300,9 +290,7 @@ func TestServerRequests(t *testing.T) {
 }
 
 func TestStderr(t *testing.T) {
-	srv := newTestServer(t, serverOptions{User: "u", Password: "pw"})
-	target := srv.Target()
-	target.Password = "pw"
+	_, target := passwordServer(t)
 	sess := dialShell(t, sshbridge.Config{Timeout: waitTimeout}, target, sshbridge.DefaultWindowSize)
 	out := readOutput(t, sess, sess)
 	errOut := readOutput(t, sess, sess.Stderr())

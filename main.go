@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/alfresco-ssh/alfresco-ssh/internal/gcfloor"
+	"github.com/alfresco-ssh/alfresco-ssh/policy"
 	"github.com/alfresco-ssh/alfresco-ssh/server"
 	"github.com/alfresco-ssh/alfresco-ssh/sshbridge"
 )
@@ -250,15 +251,15 @@ func (o *options) config(getenv func(string) string) (server.Config, string, err
 		}
 		cfg.FrameAncestors = fa
 	}
-	allow, err := server.ParseTargetRules(o.allowTargets)
+	allow, err := policy.ParseTargetRules(o.allowTargets)
 	if err != nil {
 		return cfg, "", fmt.Errorf("--allow-targets: %w", err)
 	}
-	deny, err := server.ParseTargetRules(o.denyTargets)
+	deny, err := policy.ParseTargetRules(o.denyTargets)
 	if err != nil {
 		return cfg, "", fmt.Errorf("--deny-targets: %w", err)
 	}
-	cfg.Targets = server.NewTargetPolicy(allow, deny, nil)
+	cfg.Targets = policy.NewTargetPolicy(allow, deny, nil)
 	if o.maxSessions < 0 || o.maxPerClient < 0 || o.createRate < 0 || o.authFailures < 0 {
 		return cfg, "", errors.New("--max-sessions, --max-sessions-per-client, --create-rate and --auth-failures must not be negative")
 	}

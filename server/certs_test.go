@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alfresco-ssh/alfresco-ssh/internal/fakeclock"
 	"github.com/alfresco-ssh/alfresco-ssh/internal/syncbuf"
 )
 
@@ -146,7 +147,7 @@ func TestCertReloaderReloads(t *testing.T) {
 	if err != nil {
 		t.Fatalf("newCertReloader: %v", err)
 	}
-	clock := newManualClock()
+	clock := fakeclock.New()
 	r.now = clock.Now
 	addr := serveTLS(t, r.TLSConfig())
 

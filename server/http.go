@@ -10,6 +10,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/alfresco-ssh/alfresco-ssh/credstore"
 )
 
 // apiError is the JSON error body of generation 2.
@@ -135,7 +137,7 @@ func (s *Server) storeRequest(c echo.Context) (string, error) {
 	}
 	id, err := s.store.Put(target)
 	clear(target.PrivateKey)
-	if errors.Is(err, ErrStoreFull) {
+	if errors.Is(err, credstore.ErrStoreFull) {
 		s.log.Warn("credential store full", "max", s.cfg.MaxCredentials)
 		return "", &requestError{http.StatusServiceUnavailable, "Too many pending sessions, try again later"}
 	}

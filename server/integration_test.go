@@ -12,9 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/ssh"
+
 	"github.com/alfresco-ssh/alfresco-ssh/internal/sshdtest"
 	"github.com/alfresco-ssh/alfresco-ssh/sshbridge"
-	"golang.org/x/crypto/ssh"
 )
 
 // Integration tests: the real OpenSSH sshd (internal/sshdtest), the gateway

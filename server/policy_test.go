@@ -10,7 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alfresco-ssh/alfresco-ssh/internal/fakeclock"
 	"github.com/alfresco-ssh/alfresco-ssh/internal/sshdtest"
+	"github.com/alfresco-ssh/alfresco-ssh/policy"
 )
 
 // Tests of the gateway's policies wired end to end: each must trip at its
@@ -18,8 +20,8 @@ import (
 
 func TestCreateRateLimit(t *testing.T) {
 	s := newTestServer(t, Config{CreatesPerMinute: 2})
-	clock := newManualClock()
-	s.creates.now = clock.Now
+	clock := fakeclock.New()
+	s.creates.Now = clock.Now
 	create := func() (int, string) {
 		res, _, _ := do(t, s, jsonRequest(`{"hostname":"h","username":"u","password":"p"}`))
 		return res.StatusCode, res.Header.Get("Retry-After")
@@ -39,11 +41,11 @@ func TestCreateRateLimit(t *testing.T) {
 }
 
 func TestCreateTargetPolicy(t *testing.T) {
-	deny, err := ParseTargetRules("203.0.113.0/24, *.blocked.example")
+	deny, err := policy.ParseTargetRules("203.0.113.0/24, *.blocked.example")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := newTestServer(t, Config{Targets: NewTargetPolicy(nil, deny, nil)})
+	s := newTestServer(t, Config{Targets: policy.NewTargetPolicy(nil, deny, nil)})
 	tests := []struct {
 		host string
 		want int
@@ -68,8 +70,8 @@ func TestSessionPolicies(t *testing.T) {
 	sshd := sshdtest.Start(t)
 
 	t.Run("name resolving to a denied address", func(t *testing.T) {
-		deny, _ := ParseTargetRules("127.0.0.0/8, ::1")
-		g := startGateway(t, Config{Targets: NewTargetPolicy(nil, deny, nil)})
+		deny, _ := policy.ParseTargetRules("127.0.0.0/8, ::1")
+		g := startGateway(t, Config{Targets: policy.NewTargetPolicy(nil, deny, nil)})
 		body := passwordLogin(sshd)
 		body["hostname"] = "localhost"
 		r := runClient(t, scenario{URL: g.url, Transports: []string{"websocket"}, WaitEnd: true,
@@ -105,8 +107,8 @@ func TestSessionPolicies(t *testing.T) {
 
 	t.Run("login failures", func(t *testing.T) {
 		g := startGateway(t, Config{AuthFailures: 2})
-		clock := newManualClock()
-		g.srv.authFail.now = clock.Now
+		clock := fakeclock.New()
+		g.srv.authFail.Now = clock.Now
 		wrong := passwordLogin(sshd)
 		wrong["password"] = "not-" + sshd.Password
 		session := func(body map[string]any) *result {

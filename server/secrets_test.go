@@ -8,8 +8,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/alfresco-ssh/alfresco-ssh/internal/sshdtest"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/alfresco-ssh/alfresco-ssh/internal/sshdtest"
 )
 
 // TestSecretsNeverLogged runs sessions with every kind of secret, with debug

@@ -1,6 +1,6 @@
 // Package server is the gateway's web side: the Echo application with the
-// HTTP endpoints of both protocol generations, the terminal page, the
-// Socket.IO namespace /ssh that drives terminals, and the credential store.
+// HTTP endpoints of both protocol generations, the terminal page and
+// the Socket.IO namespace /ssh that drives terminals.
 //
 // Concurrency: a Server is safe for concurrent use. Each Socket.IO socket
 // owns at most one terminal; a terminal's SSH session runs on one goroutine
@@ -21,9 +21,12 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/alfresco-ssh/alfresco-ssh/sshbridge"
 	"github.com/labstack/echo/v4"
 	"github.com/zishang520/socket.io/servers/socket/v3"
+
+	"github.com/alfresco-ssh/alfresco-ssh/credstore"
+	"github.com/alfresco-ssh/alfresco-ssh/policy"
+	"github.com/alfresco-ssh/alfresco-ssh/sshbridge"
 )
 
 // Config configures a Server. Zero values take the defaults noted.
@@ -65,7 +68,7 @@ type Config struct {
 	IdleTimeout, MaxSessionDuration time.Duration
 	// Targets decides where the gateway may connect; nil allows every
 	// address but link-local and cloud metadata ones.
-	Targets *TargetPolicy
+	Targets *policy.TargetPolicy
 	// Limits, each off when zero: concurrent terminals in total and per
 	// client address, credential creations per client address per minute,
 	// and SSH authentication failures (per client address and per target,
@@ -119,7 +122,7 @@ func (c *Config) setDefaults() {
 		c.SSH.Logger = c.Logger
 	}
 	if c.Targets == nil {
-		c.Targets = NewTargetPolicy(nil, nil, nil)
+		c.Targets = policy.NewTargetPolicy(nil, nil, nil)
 	}
 	if c.SSH.Dialer == nil {
 		c.SSH.Dialer = c.Targets
@@ -130,15 +133,15 @@ func (c *Config) setDefaults() {
 type Server struct {
 	cfg   Config
 	log   *slog.Logger
-	store *Store
+	store *credstore.Memory
 	page  page
 	echo  *echo.Echo
 	io    *socket.Server
 	http  *http.Server
 
-	creates  *rateLimiter
-	authFail *authBackoff
-	sessions *sessionCounter
+	creates  *policy.RateLimiter
+	authFail *policy.AuthBackoff
+	sessions *policy.SessionCounter
 	certs    *certReloader
 	output   atomic.Uint64 // bytes of terminal output relayed
 	gate     connectGate
@@ -163,7 +166,7 @@ func New(cfg Config) (*Server, error) {
 	if len(unknown) > 0 {
 		cfg.Logger.Warn("page template has expressions that render empty", "expressions", unknown)
 	}
-	store, err := NewStore(cfg.CredentialsKey, cfg.CredentialsTTL, cfg.MaxCredentials)
+	store, err := credstore.NewMemory(cfg.CredentialsKey, cfg.CredentialsTTL, cfg.MaxCredentials)
 	if err != nil {
 		return nil, err
 	}
@@ -174,9 +177,9 @@ func New(cfg Config) (*Server, error) {
 		page:      pg,
 		terminals: make(map[*terminal]struct{}),
 		gate:      connectGate{pending: make(map[string]chan struct{})},
-		creates:   newRateLimiter(cfg.CreatesPerMinute, time.Minute),
-		authFail:  newAuthBackoff(cfg.AuthFailures, 10*time.Minute, 30*time.Second, 15*time.Minute),
-		sessions:  newSessionCounter(cfg.MaxSessions, cfg.MaxSessionsPerClient),
+		creates:   policy.NewRateLimiter(cfg.CreatesPerMinute, time.Minute),
+		authFail:  policy.NewAuthBackoff(cfg.AuthFailures, 10*time.Minute, 30*time.Second, 15*time.Minute),
+		sessions:  policy.NewSessionCounter(cfg.MaxSessions, cfg.MaxSessionsPerClient),
 	}
 	if cfg.TLSCertFile != "" || cfg.TLSKeyFile != "" {
 		if s.certs, err = newCertReloader(cfg.TLSCertFile, cfg.TLSKeyFile, cfg.Logger); err != nil {

@@ -10,11 +10,13 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/alfresco-ssh/alfresco-ssh/sshbridge"
 	"github.com/zishang520/socket.io/servers/engine/v3"
 	"github.com/zishang520/socket.io/servers/engine/v3/transports"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
+
+	"github.com/alfresco-ssh/alfresco-ssh/policy"
+	"github.com/alfresco-ssh/alfresco-ssh/sshbridge"
 )
 
 const namespace = "/ssh"
@@ -463,7 +465,7 @@ func (t *terminal) finish(reason error) {
 // closingText is the user's explanation of why the terminal ended.
 func closingText(reason error) string {
 	var hostKey *sshbridge.HostKeyError
-	var denied *TargetDeniedError
+	var denied *policy.TargetDeniedError
 	var blocked *blockedError
 	switch {
 	case errors.As(reason, &hostKey):
@@ -472,9 +474,9 @@ func closingText(reason error) string {
 		return "Connection refused by the gateway's policy: " + denied.Error() + "."
 	case errors.As(reason, &blocked):
 		return "Connection refused: " + blocked.Error() + "."
-	case errors.Is(reason, errTooManySessions):
+	case errors.Is(reason, policy.ErrTooManySessions):
 		return "Connection refused: the gateway has too many sessions, try again later."
-	case errors.Is(reason, errTooManyClientSessions):
+	case errors.Is(reason, policy.ErrTooManyClientSessions):
 		return "Connection refused: too many sessions from your address."
 	case reason == nil:
 		return "Connection closed."

@@ -1,4 +1,9 @@
-package server
+// Package credstore keeps credentials between the HTTP call that creates
+// them and the terminal that uses them: sealed (AES-256-GCM), single use,
+// with a time to live.
+//
+// Concurrency: a store is safe for concurrent use.
+package credstore
 
 import (
 	"crypto/aes"
@@ -22,11 +27,11 @@ var (
 	ErrStoreFull           = errors.New("too many pending credentials")
 )
 
-// Store holds credentials between the HTTP call that creates them and the
+// Memory holds credentials between the HTTP call that creates them and the
 // terminal that uses them. Entries live only in memory, sealed with
 // AES-256-GCM under the process key; each is taken at most once and
 // removed when its time to live runs out. Safe for concurrent use.
-type Store struct {
+type Memory struct {
 	aead cipher.AEAD
 	ttl  time.Duration
 	max  int
@@ -51,34 +56,34 @@ type storedTarget struct {
 	HostKey    string `json:"hk,omitempty"`
 }
 
-// NewStore returns a store whose entries expire after ttl, holding at most
+// NewMemory returns a store whose entries expire after ttl, holding at most
 // max entries. key is the process secret (any length, typically the 32
 // bytes of a Fernet key); nil means a fresh random key.
-func NewStore(key []byte, ttl time.Duration, max int) (*Store, error) {
+func NewMemory(key []byte, ttl time.Duration, max int) (*Memory, error) {
 	if key == nil {
 		key = make([]byte, 32)
 		rand.Read(key)
 	}
 	aesKey, err := hkdf.Key(sha256.New, key, nil, "alfresco-ssh credentials v1", 32)
 	if err != nil {
-		return nil, fmt.Errorf("server: derive credentials key: %w", err)
+		return nil, fmt.Errorf("credstore: derive credentials key: %w", err)
 	}
 	block, err := aes.NewCipher(aesKey)
 	if err != nil {
-		return nil, fmt.Errorf("server: credentials cipher: %w", err)
+		return nil, fmt.Errorf("credstore: credentials cipher: %w", err)
 	}
 	aead, err := cipher.NewGCM(block)
 	if err != nil {
-		return nil, fmt.Errorf("server: credentials cipher: %w", err)
+		return nil, fmt.Errorf("credstore: credentials cipher: %w", err)
 	}
-	return &Store{aead: aead, ttl: ttl, max: max, entries: make(map[string]*sealed)}, nil
+	return &Memory{aead: aead, ttl: ttl, max: max, entries: make(map[string]*sealed)}, nil
 }
 
 // Put seals t and returns its new id, a random UUID.
-func (s *Store) Put(t sshbridge.Target) (string, error) {
+func (s *Memory) Put(t sshbridge.Target) (string, error) {
 	plain, err := json.Marshal(storedTarget(t))
 	if err != nil {
-		return "", fmt.Errorf("server: encode credentials: %w", err)
+		return "", fmt.Errorf("credstore: encode credentials: %w", err)
 	}
 	id := uuid.NewString()
 	nonce := make([]byte, s.aead.NonceSize(), s.aead.NonceSize()+len(plain)+s.aead.Overhead())
@@ -99,7 +104,7 @@ func (s *Store) Put(t sshbridge.Target) (string, error) {
 
 // Take removes the entry id and returns its credentials. Of several callers
 // racing for one id, exactly one succeeds.
-func (s *Store) Take(id string) (sshbridge.Target, error) {
+func (s *Memory) Take(id string) (sshbridge.Target, error) {
 	s.mu.Lock()
 	e, ok := s.entries[id]
 	if ok {
@@ -114,19 +119,19 @@ func (s *Store) Take(id string) (sshbridge.Target, error) {
 	plain, err := s.aead.Open(nil, e.blob[:ns], e.blob[ns:], []byte(id))
 	clear(e.blob)
 	if err != nil {
-		return sshbridge.Target{}, fmt.Errorf("server: open credentials: %w", err)
+		return sshbridge.Target{}, fmt.Errorf("credstore: open credentials: %w", err)
 	}
 	var st storedTarget
 	err = json.Unmarshal(plain, &st)
 	clear(plain)
 	if err != nil {
-		return sshbridge.Target{}, fmt.Errorf("server: decode credentials: %w", err)
+		return sshbridge.Target{}, fmt.Errorf("credstore: decode credentials: %w", err)
 	}
 	return sshbridge.Target(st), nil
 }
 
 // Has reports whether id is waiting to be used.
-func (s *Store) Has(id string) bool {
+func (s *Memory) Has(id string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	_, ok := s.entries[id]
@@ -134,14 +139,14 @@ func (s *Store) Has(id string) bool {
 }
 
 // Len returns the number of pending entries.
-func (s *Store) Len() int {
+func (s *Memory) Len() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.entries)
 }
 
 // Close drops every entry.
-func (s *Store) Close() {
+func (s *Memory) Close() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for id, e := range s.entries {
@@ -151,7 +156,7 @@ func (s *Store) Close() {
 	}
 }
 
-func (s *Store) expire(id string, e *sealed) {
+func (s *Memory) expire(id string, e *sealed) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.entries[id] == e {

@@ -1,4 +1,4 @@
-package server
+package policy
 
 // Abuse limits: a per-key rate limiter (credential creations per client
 // address), an authentication back-off (per client address and per target)
@@ -16,10 +16,10 @@ import (
 	"time"
 )
 
-// defaultMaxKeys bounds how many keys a rateLimiter tracks at once.
+// defaultMaxKeys bounds how many keys a RateLimiter tracks at once.
 const defaultMaxKeys = 100_000
 
-// rateLimiter allows n events per key per window: a token bucket with a burst
+// RateLimiter allows n events per key per window: a token bucket with a burst
 // of n that refills one token every window/n, e.g. credential creations per
 // client address per minute.
 //
@@ -31,23 +31,23 @@ const defaultMaxKeys = 100_000
 // no room is freed, a new key is refused until the next sweep; keys already
 // present are unaffected. Callers choose the key; an IPv6 client is better
 // keyed by its /64 than by its full address.
-type rateLimiter struct {
+type RateLimiter struct {
 	n        int
 	interval time.Duration // window/n: the time to earn back one token
 	span     time.Duration // n*interval: the time to refill an empty bucket
 	window   time.Duration
 	maxKeys  int
-	now      func() time.Time
+	Now      func() time.Time
 
 	mu    sync.Mutex
 	full  map[string]time.Time // when each key's bucket is full again
 	swept time.Time            // last sweep; zero before the first call
 }
 
-// newRateLimiter returns a limiter of n events per key per window; n <= 0 or
+// NewRateLimiter returns a limiter of n events per key per window; n <= 0 or
 // window <= 0 disables it, and Allow always returns true.
-func newRateLimiter(n int, window time.Duration) *rateLimiter {
-	l := &rateLimiter{n: n, window: window, maxKeys: defaultMaxKeys, now: time.Now}
+func NewRateLimiter(n int, window time.Duration) *RateLimiter {
+	l := &RateLimiter{n: n, window: window, maxKeys: defaultMaxKeys, Now: time.Now}
 	if n <= 0 || window <= 0 {
 		l.n = 0
 		return l
@@ -60,13 +60,13 @@ func newRateLimiter(n int, window time.Duration) *rateLimiter {
 
 // Allow takes one token from key's bucket. When the bucket is empty it
 // returns false and how long until a token is available.
-func (l *rateLimiter) Allow(key string) (ok bool, retryAfter time.Duration) {
+func (l *RateLimiter) Allow(key string) (ok bool, retryAfter time.Duration) {
 	if l.n <= 0 {
 		return true, 0
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	now := l.now()
+	now := l.Now()
 	if l.swept.IsZero() {
 		l.swept = now // the first call starts the sweep schedule
 	}
@@ -94,7 +94,7 @@ func (l *rateLimiter) Allow(key string) (ok bool, retryAfter time.Duration) {
 }
 
 // sweep forgets keys whose bucket is full. l.mu must be held.
-func (l *rateLimiter) sweep(now time.Time) {
+func (l *RateLimiter) sweep(now time.Time) {
 	for key, full := range l.full {
 		if !full.After(now) {
 			delete(l.full, key)
@@ -103,7 +103,7 @@ func (l *rateLimiter) sweep(now time.Time) {
 	l.swept = now
 }
 
-// authBackoff counts SSH authentication failures per key (the client address,
+// AuthBackoff counts SSH authentication failures per key (the client address,
 // and separately the target host:port). After limit failures within window the
 // key is blocked for base; each further failure blocks it again for twice as
 // long as the one before (base, 2*base, 4*base, ...) up to maxBackoff. A
@@ -116,31 +116,31 @@ func (l *rateLimiter) sweep(now time.Time) {
 //
 // Forgotten keys are swept at most once per window; memory is bounded by the
 // keys that failed recently, each holding at most limit plus a few times.
-type authBackoff struct {
+type AuthBackoff struct {
 	limit      int // failures that trip a block; 0 when disabled
 	window     time.Duration
 	base       time.Duration
 	maxBackoff time.Duration
 	keep       int // failures kept per key: enough to reach maxBackoff
-	now        func() time.Time
+	Now        func() time.Time
 
 	mu    sync.Mutex
 	keys  map[string]*authFailures
 	swept time.Time // last sweep; zero before the first failure
 }
 
-// authFailures is one key's state in an authBackoff.
+// authFailures is one key's state in an AuthBackoff.
 type authFailures struct {
 	times []time.Time // recent failures, oldest first, at most keep
 	until time.Time   // when the current or last block ends
 }
 
-// newAuthBackoff returns a back-off that blocks a key after limit failures
+// NewAuthBackoff returns a back-off that blocks a key after limit failures
 // within window. limit <= 0 or window <= 0 disables it: Blocked always
 // returns false. A base <= 0 counts as one second and a maxBackoff below base
 // as base.
-func newAuthBackoff(limit int, window, base, maxBackoff time.Duration) *authBackoff {
-	b := &authBackoff{window: window, base: base, maxBackoff: maxBackoff, now: time.Now}
+func NewAuthBackoff(limit int, window, base, maxBackoff time.Duration) *AuthBackoff {
+	b := &AuthBackoff{window: window, base: base, maxBackoff: maxBackoff, Now: time.Now}
 	if limit <= 0 || window <= 0 {
 		return b
 	}
@@ -158,13 +158,13 @@ func newAuthBackoff(limit int, window, base, maxBackoff time.Duration) *authBack
 }
 
 // Blocked reports whether key is blocked and, if so, for how much longer.
-func (b *authBackoff) Blocked(key string) (blocked bool, retryAfter time.Duration) {
+func (b *AuthBackoff) Blocked(key string) (blocked bool, retryAfter time.Duration) {
 	if b.limit == 0 {
 		return false, 0
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	now := b.now()
+	now := b.Now()
 	if f := b.keys[key]; f != nil && now.Before(f.until) {
 		return true, f.until.Sub(now)
 	}
@@ -173,13 +173,13 @@ func (b *authBackoff) Blocked(key string) (blocked bool, retryAfter time.Duratio
 
 // Failure records a failed authentication for key, blocking it once it has
 // limit recent failures.
-func (b *authBackoff) Failure(key string) {
+func (b *AuthBackoff) Failure(key string) {
 	if b.limit == 0 {
 		return
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	now := b.now()
+	now := b.Now()
 	if b.swept.IsZero() {
 		b.swept = now // the first failure starts the sweep schedule
 	}
@@ -206,7 +206,7 @@ func (b *authBackoff) Failure(key string) {
 }
 
 // Success forgets key's failures and lifts any block.
-func (b *authBackoff) Success(key string) {
+func (b *AuthBackoff) Success(key string) {
 	if b.limit == 0 {
 		return
 	}
@@ -216,7 +216,7 @@ func (b *authBackoff) Success(key string) {
 }
 
 // sweep removes keys with nothing left to remember. b.mu must be held.
-func (b *authBackoff) sweep(now time.Time) {
+func (b *AuthBackoff) sweep(now time.Time) {
 	for key, f := range b.keys {
 		if f.forget(now, b.window) {
 			delete(b.keys, key)
@@ -247,15 +247,15 @@ func double(d time.Duration) time.Duration {
 	return 2 * d
 }
 
-// Errors returned by sessionCounter.Acquire.
+// Errors returned by SessionCounter.Acquire.
 var (
-	errTooManySessions       = errors.New("too many sessions on the gateway")
-	errTooManyClientSessions = errors.New("too many sessions from this address")
+	ErrTooManySessions       = errors.New("too many sessions on the gateway")
+	ErrTooManyClientSessions = errors.New("too many sessions from this address")
 )
 
-// sessionCounter bounds the number of concurrent sessions, in total and per
+// SessionCounter bounds the number of concurrent sessions, in total and per
 // key (the client address).
-type sessionCounter struct {
+type SessionCounter struct {
 	maxTotal  int
 	maxPerKey int
 
@@ -264,25 +264,25 @@ type sessionCounter struct {
 	byKey map[string]int // only keys with live sessions
 }
 
-// newSessionCounter returns a counter allowing maxTotal sessions in all and
+// NewSessionCounter returns a counter allowing maxTotal sessions in all and
 // maxPerKey per key; a bound <= 0 is unlimited.
-func newSessionCounter(maxTotal, maxPerKey int) *sessionCounter {
-	return &sessionCounter{maxTotal: maxTotal, maxPerKey: maxPerKey, byKey: make(map[string]int)}
+func NewSessionCounter(maxTotal, maxPerKey int) *SessionCounter {
+	return &SessionCounter{maxTotal: maxTotal, maxPerKey: maxPerKey, byKey: make(map[string]int)}
 }
 
 // Acquire counts a new session for key. It fails with
-// errTooManyClientSessions when key is at its bound (checked first, as the
-// more specific answer), or errTooManySessions when the total is. On success
+// ErrTooManyClientSessions when key is at its bound (checked first, as the
+// more specific answer), or ErrTooManySessions when the total is. On success
 // the caller must call release when the session ends; calling it again has
 // no effect.
-func (c *sessionCounter) Acquire(key string) (release func(), err error) {
+func (c *SessionCounter) Acquire(key string) (release func(), err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.maxPerKey > 0 && c.byKey[key] >= c.maxPerKey {
-		return nil, errTooManyClientSessions
+		return nil, ErrTooManyClientSessions
 	}
 	if c.maxTotal > 0 && c.total >= c.maxTotal {
-		return nil, errTooManySessions
+		return nil, ErrTooManySessions
 	}
 	c.total++
 	c.byKey[key]++

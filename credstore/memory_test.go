@@ -1,4 +1,4 @@
-package server
+package credstore
 
 import (
 	"bytes"
@@ -11,9 +11,9 @@ import (
 	"github.com/alfresco-ssh/alfresco-ssh/sshbridge"
 )
 
-func newTestStore(t *testing.T, ttl time.Duration, max int) *Store {
+func newTestStore(t *testing.T, ttl time.Duration, max int) *Memory {
 	t.Helper()
-	s, err := NewStore(nil, ttl, max)
+	s, err := NewMemory(nil, ttl, max)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,9 +102,9 @@ func TestStoreBounded(t *testing.T) {
 
 func TestStoreSharedKey(t *testing.T) {
 	key := bytes.Repeat([]byte{7}, 32)
-	a, _ := NewStore(key, time.Minute, 10)
-	b, _ := NewStore(key, time.Minute, 10)
-	c, _ := NewStore(nil, time.Minute, 10)
+	a, _ := NewMemory(key, time.Minute, 10)
+	b, _ := NewMemory(key, time.Minute, 10)
+	c, _ := NewMemory(nil, time.Minute, 10)
 	t.Cleanup(a.Close)
 	t.Cleanup(b.Close)
 	t.Cleanup(c.Close)

@@ -1,4 +1,4 @@
-package server
+package policy
 
 import (
 	"errors"
@@ -7,30 +7,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/alfresco-ssh/alfresco-ssh/internal/fakeclock"
 )
-
-// manualClock is a clock that moves only when told; its Now replaces the
-// now field of the limiters and the certificate reloader.
-type manualClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newManualClock() *manualClock {
-	return &manualClock{t: time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)}
-}
-
-func (c *manualClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *manualClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // rateStep advances the clock, then calls Allow(key) and expects ok and
 // retryAfter.
@@ -116,9 +95,9 @@ func TestRateLimiter(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			clock := newManualClock()
-			l := newRateLimiter(tt.n, tt.window)
-			l.now = clock.Now
+			clock := fakeclock.New()
+			l := NewRateLimiter(tt.n, tt.window)
+			l.Now = clock.Now
 			for i, s := range tt.steps {
 				clock.Advance(s.advance)
 				ok, retry := l.Allow(s.key)
@@ -131,9 +110,9 @@ func TestRateLimiter(t *testing.T) {
 }
 
 func TestRateLimiterSweepBoundsMemory(t *testing.T) {
-	clock := newManualClock()
-	l := newRateLimiter(5, time.Minute)
-	l.now = clock.Now
+	clock := fakeclock.New()
+	l := NewRateLimiter(5, time.Minute)
+	l.Now = clock.Now
 	const keys = 10_000
 	for i := range keys {
 		if ok, _ := l.Allow(fmt.Sprint("client-", i)); !ok {
@@ -164,9 +143,9 @@ func TestRateLimiterSweepBoundsMemory(t *testing.T) {
 }
 
 func TestRateLimiterCap(t *testing.T) {
-	clock := newManualClock()
-	l := newRateLimiter(2, 2*time.Second) // one token a second
-	l.now = clock.Now
+	clock := fakeclock.New()
+	l := NewRateLimiter(2, 2*time.Second) // one token a second
+	l.Now = clock.Now
 	l.maxKeys = 3
 	steps := []rateStep{
 		{key: "a", ok: true},
@@ -193,9 +172,9 @@ func TestRateLimiterCap(t *testing.T) {
 }
 
 func TestRateLimiterConcurrent(t *testing.T) {
-	clock := newManualClock()
-	l := newRateLimiter(10, time.Minute)
-	l.now = clock.Now
+	clock := fakeclock.New()
+	l := NewRateLimiter(10, time.Minute)
+	l.Now = clock.Now
 	var allowed atomic.Int32
 	var wg sync.WaitGroup
 	start := make(chan struct{})
@@ -332,9 +311,9 @@ func TestAuthBackoff(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			clock := newManualClock()
-			b := newAuthBackoff(tt.cfg.limit, tt.cfg.window, tt.cfg.base, tt.cfg.maxBackoff)
-			b.now = clock.Now
+			clock := fakeclock.New()
+			b := NewAuthBackoff(tt.cfg.limit, tt.cfg.window, tt.cfg.base, tt.cfg.maxBackoff)
+			b.Now = clock.Now
 			for i, s := range tt.steps {
 				clock.Advance(s.advance)
 				switch s.op {
@@ -356,9 +335,9 @@ func TestAuthBackoff(t *testing.T) {
 }
 
 func TestAuthBackoffSweepBoundsMemory(t *testing.T) {
-	clock := newManualClock()
-	b := newAuthBackoff(3, time.Minute, time.Second, time.Hour)
-	b.now = clock.Now
+	clock := fakeclock.New()
+	b := NewAuthBackoff(3, time.Minute, time.Second, time.Hour)
+	b.Now = clock.Now
 	const keys = 10_000
 	for i := range keys {
 		b.Failure(fmt.Sprint("client-", i))
@@ -380,9 +359,9 @@ func TestAuthBackoffSweepBoundsMemory(t *testing.T) {
 }
 
 func TestAuthBackoffConcurrent(t *testing.T) {
-	clock := newManualClock()
-	b := newAuthBackoff(3, time.Minute, time.Second, 8*time.Second)
-	b.now = clock.Now
+	clock := fakeclock.New()
+	b := NewAuthBackoff(3, time.Minute, time.Second, 8*time.Second)
+	b.Now = clock.Now
 	var wg sync.WaitGroup
 	start := make(chan struct{})
 	for i := range 100 {
@@ -416,17 +395,17 @@ func TestSessionCounterLimits(t *testing.T) {
 		{
 			name: "total", maxTotal: 2,
 			keys: []string{"a", "b", "c", "a"},
-			want: []error{nil, nil, errTooManySessions, errTooManySessions},
+			want: []error{nil, nil, ErrTooManySessions, ErrTooManySessions},
 		},
 		{
 			name: "per key", maxPerK: 2,
 			keys: []string{"a", "a", "a", "b", "b", "b"},
-			want: []error{nil, nil, errTooManyClientSessions, nil, nil, errTooManyClientSessions},
+			want: []error{nil, nil, ErrTooManyClientSessions, nil, nil, ErrTooManyClientSessions},
 		},
 		{
 			name: "both, per key reported first", maxTotal: 3, maxPerK: 2,
 			keys: []string{"a", "a", "b", "a", "c"},
-			want: []error{nil, nil, nil, errTooManyClientSessions, errTooManySessions},
+			want: []error{nil, nil, nil, ErrTooManyClientSessions, ErrTooManySessions},
 		},
 		{
 			name: "unlimited",
@@ -436,7 +415,7 @@ func TestSessionCounterLimits(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := newSessionCounter(tt.maxTotal, tt.maxPerK)
+			c := NewSessionCounter(tt.maxTotal, tt.maxPerK)
 			for i, key := range tt.keys {
 				release, err := c.Acquire(key)
 				if !errors.Is(err, tt.want[i]) {
@@ -451,7 +430,7 @@ func TestSessionCounterLimits(t *testing.T) {
 }
 
 func TestSessionCounterRelease(t *testing.T) {
-	c := newSessionCounter(2, 1)
+	c := NewSessionCounter(2, 1)
 	mustAcquire := func(key string) func() {
 		t.Helper()
 		release, err := c.Acquire(key)
@@ -468,20 +447,20 @@ func TestSessionCounterRelease(t *testing.T) {
 	}
 
 	ra := mustAcquire("a")
-	wantErr("a", errTooManyClientSessions)
+	wantErr("a", ErrTooManyClientSessions)
 	rb := mustAcquire("b")
-	wantErr("c", errTooManySessions)
+	wantErr("c", ErrTooManySessions)
 
 	ra()
 	ra() // a second release must not free a second slot
 	ra2 := mustAcquire("a")
-	wantErr("c", errTooManySessions)
-	wantErr("a", errTooManyClientSessions)
+	wantErr("c", ErrTooManySessions)
+	wantErr("a", ErrTooManyClientSessions)
 
 	rb()
 	rc := mustAcquire("c")
 	rb()
-	wantErr("d", errTooManySessions)
+	wantErr("d", ErrTooManySessions)
 
 	ra2()
 	rc()
@@ -492,7 +471,7 @@ func TestSessionCounterRelease(t *testing.T) {
 
 func TestSessionCounterConcurrent(t *testing.T) {
 	t.Run("exact admission", func(t *testing.T) {
-		c := newSessionCounter(10, 0)
+		c := NewSessionCounter(10, 0)
 		var wg sync.WaitGroup
 		var mu sync.Mutex
 		var releases []func()
@@ -507,7 +486,7 @@ func TestSessionCounterConcurrent(t *testing.T) {
 				switch {
 				case err == nil:
 					releases = append(releases, release)
-				case errors.Is(err, errTooManySessions):
+				case errors.Is(err, ErrTooManySessions):
 					refused++
 				}
 			})
@@ -529,7 +508,7 @@ func TestSessionCounterConcurrent(t *testing.T) {
 
 	t.Run("churn", func(t *testing.T) {
 		const limit, perKey = 10, 3
-		c := newSessionCounter(limit, perKey)
+		c := NewSessionCounter(limit, perKey)
 		var held, maxHeld, maxKeyHeld atomic.Int32
 		keyHeld := make([]atomic.Int32, 7)
 		var admitted atomic.Int32

@@ -13,10 +13,12 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/alfresco-ssh/alfresco-ssh/internal/testdeps"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
+	goleak.VerifyTestMain(testdeps.Main(m),
 		// Socket.IO library timers; each ends when it fires or is cleared.
 		goleak.IgnoreTopFunction("github.com/zishang520/socket.io/v3/pkg/utils.SetTimeout.func1"))
 }

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/alfresco-ssh/alfresco-ssh/internal/testdeps"
 )
 
 func TestMain(m *testing.M) {
@@ -20,7 +22,7 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, "e2e: raise RLIMIT_NOFILE:", err)
 		}
 	}
-	goleak.VerifyTestMain(suite{m})
+	goleak.VerifyTestMain(testdeps.Main(suite{m}))
 }
 
 // suite runs the tests, then stops what the tests shared (the browser) and

@@ -19,6 +19,7 @@ import (
 	"github.com/alfresco-ssh/alfresco-ssh/internal/sioclient"
 	"github.com/alfresco-ssh/alfresco-ssh/internal/sshdtest"
 	"github.com/alfresco-ssh/alfresco-ssh/internal/syncbuf"
+	"github.com/alfresco-ssh/alfresco-ssh/internal/testdeps"
 )
 
 // Helpers for the integration tests: a gateway on 127.0.0.1:0 and the real
@@ -109,11 +110,7 @@ func e2eDir(t testing.TB) string {
 	_, nodeErr := exec.LookPath("node")
 	_, modErr := os.Stat(filepath.Join(dir, "node_modules", "sio-latest"))
 	if nodeErr != nil || modErr != nil {
-		msg := "node or e2e/node_modules missing (run: npm ci --prefix e2e)"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
+		testdeps.Missing(t, "node or e2e/node_modules missing (run: npm ci --prefix e2e)")
 	}
 	return dir
 }

@@ -4,10 +4,12 @@ import (
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/alfresco-ssh/alfresco-ssh/internal/testdeps"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
+	goleak.VerifyTestMain(testdeps.Main(m),
 		// The Socket.IO library runs each of its timers (ping, upgrade,
 		// connect timeouts) on a goroutine that ends when the timer fires
 		// or is cleared; a few are still pending right after Close.

@@ -15,11 +15,12 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/alfresco-ssh/alfresco-ssh/internal/syncbuf"
+	"github.com/alfresco-ssh/alfresco-ssh/internal/testdeps"
 	"github.com/alfresco-ssh/alfresco-ssh/sshbridge"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(testdeps.Main(m))
 }
 
 func TestTargetAddr(t *testing.T) {

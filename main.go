@@ -27,9 +27,6 @@ import (
 	"github.com/alfresco-ssh/alfresco-ssh/sshbridge"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "2.0.0-dev"
-
 //go:embed templates static
 var assets embed.FS
 
@@ -40,10 +37,8 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "alfresco-ssh:", err)
-		}
-		os.Exit(2)
+		stop()
+		os.Exit(errorExit(err, os.Stderr))
 	}
 }
 
@@ -66,13 +61,38 @@ type options struct {
 	gcFloorMiB                           int
 }
 
-// parseFlags reads the flags; each one can also come from the environment
-// variable ALFRESCO_SSH_<NAME> (upper case, dashes as underscores), which
-// the command line overrides.
-func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*options, error) {
+// parseFlags reads the flags (defined in flagSet); each can also come from
+// its environment variable (see envName), which the command line
+// overrides. It prints the help and returns flag.ErrHelp for --help.
+func parseFlags(args []string, getenv func(string) string, stdout io.Writer) (*options, error) {
 	var o options
+	fs := o.flagSet()
+	lastBad := checkFlags(fs)
+	if err := setFromEnv(fs, getenv); err != nil {
+		return nil, err
+	}
+	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+		printHelp(stdout, fs)
+		return nil, err
+	} else if err != nil {
+		if bad := lastBad(); bad != "" {
+			return nil, &usageError{bad}
+		}
+		return nil, &usageError{err.Error()}
+	}
+	if fs.NArg() > 0 {
+		return nil, usagef("unexpected argument %q", fs.Arg(0))
+	}
+	return &o, nil
+}
+
+// flagSet defines the flags, one line each (a new flag needs a field in
+// options, a line here, and a row in the README's table), on a set that
+// reports nothing itself: parseFlags does.
+func (o *options) flagSet() *flag.FlagSet {
 	fs := flag.NewFlagSet("alfresco-ssh", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	fs.IntVar(&o.port, "port", 5000, "TCP port to listen on")
 	fs.StringVar(&o.host, "host", "localhost", `where to listen: "localhost" (127.0.0.1), "localnetwork" (all interfaces) or an IP address`)
 	fs.BoolVar(&o.debug, "debug", false, "log debug messages")
@@ -102,39 +122,24 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.StringVar(&o.pageCSP, "page-csp", "", "Content-Security-Policy of the terminal page (default: strict for the embedded page, none for --template)")
 	fs.IntVar(&o.gcFloorMiB, "gc-heap-floor-mib", gcfloor.DefaultFloor>>20, "while terminals print, keep the garbage collector's heap goal at least this many MiB over a small live heap, so that one printing at full speed does not make the collector, and every other terminal, stop dozens of times a second (0: the Go runtime's default pacing)")
 	fs.StringVar(&o.trustedProxies, "trusted-proxies", "", "comma-separated IPs/CIDRs of reverse proxies whose X-Forwarded-* headers are trusted")
-	var envErr error
-	fs.VisitAll(func(f *flag.Flag) {
-		name := "ALFRESCO_SSH_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v := getenv(name); v != "" && envErr == nil {
-			if err := fs.Set(f.Name, v); err != nil {
-				envErr = fmt.Errorf("environment %s: %w", name, err)
-			}
-		}
-	})
-	if envErr != nil {
-		return nil, envErr
-	}
-	if err := fs.Parse(args); err != nil {
-		return nil, err
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	return &o, nil
+	return fs
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	o, err := parseFlags(args, getenv, stderr)
+	o, err := parseFlags(args, getenv, stdout)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}
 	if o.version {
-		fmt.Fprintln(stdout, "alfresco-ssh", version)
+		fmt.Fprintln(stdout, "alfresco-ssh", buildVersion())
 		return nil
 	}
 	cfg, addr, err := o.config(getenv)
 	if err != nil {
-		return err
+		return &usageError{err.Error()}
 	}
 	level := slog.LevelInfo
 	if o.debug {
@@ -145,10 +150,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	cfg.SSH.Logger = log
 	policy, err := sshbridge.ParseHostKeyPolicy(o.hostKeyPolicy)
 	if err != nil {
-		return fmt.Errorf("--host-key-policy: %w", err)
+		return usagef("--host-key-policy: %v", err)
 	}
 	if cfg.SSH.HostKeys, err = sshbridge.NewHostKeys(policy, o.knownHosts, log); err != nil {
-		return fmt.Errorf("--host-key-policy %s: %w", policy, err)
+		return usagef("--host-key-policy %s: %v", policy, err)
 	}
 
 	srv, err := server.New(cfg)
@@ -164,7 +169,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if cfg.TLSCertFile != "" {
 		scheme = "https"
 	}
-	log.Info("listening", "addr", ln.Addr().String(), "scheme", scheme, "version", version)
+	log.Info("listening", "addr", ln.Addr().String(), "scheme", scheme, "version", buildVersion())
 	if cfg.APIToken == "" && !isLoopback(ln.Addr()) {
 		log.Warn("no API token is set and the gateway listens beyond loopback: anyone who reaches it can open SSH connections through it (see --api-token)")
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"regexp"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/alfresco-ssh/alfresco-ssh/internal/syncbuf"
+	"github.com/alfresco-ssh/alfresco-ssh/internal/testdeps"
 )
 
 // asMainEnv makes the test binary run main() instead of the tests, so that
@@ -159,6 +161,68 @@ func TestVersionOf(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := versionOf(tt.stamped, tt.info); got != tt.want {
 				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestCheckFileLimit(t *testing.T) {
+	tests := []struct {
+		name        string
+		limit       uint64
+		raiseErr    error
+		maxSessions int
+		want        []string
+	}{
+		{"enough", 1 << 20, nil, 5000, nil},
+		{"just enough", 2*100 + fdMargin, nil, 100, nil},
+		{"too low", 1024, nil, 5000, []string{"the open-file limit cannot cover --max-sessions", "limit=1024", "needed=10256"}},
+		{"no session limit", 1024, nil, 0, nil},
+		{"cannot raise", 1024, errors.New("operation not permitted"), 100, []string{"could not raise the open-file limit", "operation not permitted"}},
+		{"no limit known", 0, nil, 5000, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var logs bytes.Buffer
+			log := slog.New(slog.NewTextHandler(&logs, nil))
+			got := checkFileLimit(log, tt.maxSessions, func() (uint64, error) { return tt.limit, tt.raiseErr })
+			if got != tt.limit {
+				t.Errorf("got limit %d, want %d", got, tt.limit)
+			}
+			if len(tt.want) == 0 && logs.Len() > 0 {
+				t.Errorf("got log %q, want none", logs.String())
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(logs.String(), w) {
+					t.Errorf("got log %q, want it to mention %q", logs.String(), w)
+				}
+			}
+		})
+	}
+}
+
+// TestFileLimitAtStartUp starts the program under a low soft and hard
+// limit on open files: it raises the soft limit to the hard one, and warns
+// when that cannot cover --max-sessions.
+func TestFileLimitAtStartUp(t *testing.T) {
+	if _, err := exec.LookPath("sh"); err != nil {
+		testdeps.Missing(t, "no sh to set the limits with")
+	}
+	tests := []struct {
+		maxSessions string
+		warn        bool
+	}{{"300", false}, {"5000", true}}
+	for _, tt := range tests {
+		t.Run("max-sessions "+tt.maxSessions, func(t *testing.T) {
+			cmd := mainCommand(t, nil, "--port", "0", "--max-sessions", tt.maxSessions)
+			cmd.Args = append([]string{"sh", "-c", `ulimit -n 1000 && ulimit -Sn 100 && exec "$0" "$@"`}, cmd.Args...)
+			cmd.Path = "/bin/sh"
+			logs := startMain(t, cmd)
+			if !strings.Contains(logs, "open_files_limit=1000") {
+				t.Errorf("got log %q, want the soft limit raised to the hard limit, 1000", logs)
+			}
+			if warned := strings.Contains(logs, "cannot cover --max-sessions"); warned != tt.warn {
+				t.Errorf("got log %q; want a warning about the limit: %v", logs, tt.warn)
 			}
 		})
 	}

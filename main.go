@@ -156,6 +156,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return usagef("--host-key-policy %s: %v", policy, err)
 	}
 
+	files := checkFileLimit(log, o.maxSessions, raiseFileLimit)
+
 	srv, err := server.New(cfg)
 	if err != nil {
 		return err
@@ -169,7 +171,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if cfg.TLSCertFile != "" {
 		scheme = "https"
 	}
-	log.Info("listening", "addr", ln.Addr().String(), "scheme", scheme, "version", buildVersion())
+	log.Info("listening", "addr", ln.Addr().String(), "scheme", scheme, "version", buildVersion(), "open_files_limit", files)
 	if cfg.APIToken == "" && !isLoopback(ln.Addr()) {
 		log.Warn("no API token is set and the gateway listens beyond loopback: anyone who reaches it can open SSH connections through it (see --api-token)")
 	}
@@ -305,6 +307,29 @@ func (o *options) config(getenv func(string) string) (server.Config, string, err
 		cfg.CredentialsKey = key
 	}
 	return cfg, net.JoinHostPort(host, strconv.Itoa(o.port)), nil
+}
+
+// What a terminal holds open: the browser's connection and the SSH
+// connection. fdMargin covers the listeners, files and connections that
+// are not terminals.
+const (
+	fdsPerTerminal = 2
+	fdMargin       = 256
+)
+
+// checkFileLimit raises the limit on open files as far as it goes, warns
+// when the limit cannot cover maxSessions terminals, and returns it (0:
+// none known).
+func checkFileLimit(log *slog.Logger, maxSessions int, raise func() (uint64, error)) uint64 {
+	limit, err := raise()
+	if err != nil {
+		log.Warn("could not raise the open-file limit to its hard limit", "limit", limit, "err", err)
+	}
+	if need := uint64(maxSessions)*fdsPerTerminal + fdMargin; maxSessions > 0 && limit > 0 && limit < need {
+		log.Warn("the open-file limit cannot cover --max-sessions: raise the hard limit (ulimit -Hn, systemd LimitNOFILE=, docker --ulimit nofile=) or lower --max-sessions",
+			"limit", limit, "max_sessions", maxSessions, "needed", need)
+	}
+	return limit
 }
 
 func isLoopback(a net.Addr) bool {

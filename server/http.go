@@ -4,9 +4,11 @@ import (
 	"errors"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
@@ -47,12 +49,18 @@ func (s *Server) newEcho() (*echo.Echo, error) {
 	others := []string{http.MethodGet, http.MethodHead, http.MethodPut, http.MethodPatch, http.MethodDelete}
 	e.Match(others, "/create-credentials", postOnly)
 	e.Match(others, "/create-session", postOnly)
-	e.GET("/", s.terminalPage)
-	e.GET("/:id", s.terminalPageGen1)
-	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
-	e.GET("/static/*", echo.WrapHandler(http.StripPrefix("/static/", staticHandler(static))))
+	get(e, "/", s.terminalPage)
+	get(e, "/:id", s.terminalPageGen1)
+	get(e, "/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
+	get(e, "/static/*", serveStatic(static))
 	e.Any("/socket.io/*", echo.WrapHandler(s.io.ServeHandler(nil)), s.checkOrigin)
 	return e, nil
+}
+
+// get adds a route for GET and HEAD: every page and file a browser can GET
+// answers HEAD too.
+func get(e *echo.Echo, path string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) {
+	e.Match([]string{http.MethodGet, http.MethodHead}, path, h, m...)
 }
 
 func postOnly(c echo.Context) error {
@@ -60,16 +68,28 @@ func postOnly(c echo.Context) error {
 	return echo.ErrMethodNotAllowed
 }
 
-func staticHandler(static fs.FS) http.Handler {
-	files := http.FileServerFS(static)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasSuffix(r.URL.Path, "/") || r.URL.Path == "" {
-			http.NotFound(w, r) // no directory listings
-			return
+// serveStatic serves the files of static under the route's wildcard. A
+// name that is not a valid file name (an invalid escape or UTF-8, a dot
+// segment, a directory) is a 404, like a missing file.
+func serveStatic(static fs.FS) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		name := c.Param("*")
+		if c.Request().URL.RawPath != "" { // the router matched the escaped path
+			var err error
+			if name, err = url.PathUnescape(name); err != nil {
+				return echo.ErrNotFound
+			}
 		}
-		w.Header().Set("Cache-Control", "public, max-age=3600")
-		files.ServeHTTP(w, r)
-	})
+		if !utf8.ValidString(name) || !fs.ValidPath(name) {
+			return echo.ErrNotFound
+		}
+		if fi, err := fs.Stat(static, name); err != nil || fi.IsDir() {
+			return echo.ErrNotFound
+		}
+		c.Response().Header().Set("Cache-Control", "public, max-age=3600")
+		http.ServeFileFS(c.Response(), c.Request(), static, name)
+		return nil
+	}
 }
 
 // handleError answers every error Echo or a handler returns with a JSON body.
@@ -101,11 +121,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if c.Path() == "/create-session" || c.Path() == "/:id" {
 		body = map[string]string{"error": msg} // generation 1 shape
 	}
-	if c.Request().Method == http.MethodHead {
-		c.NoContent(status)
-		return
-	}
-	c.JSON(status, body)
+	c.JSON(status, body) // for HEAD, net/http drops the body and keeps the headers
 }
 
 // limitBody caps the request body; a larger body is a 413.

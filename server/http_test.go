@@ -18,7 +18,7 @@ var testAssets = fstest.MapFS{
 	"static/terminal.js":   {Data: []byte(`console.log(1)`)},
 }
 
-func newTestServer(t *testing.T, cfg Config) *Server {
+func newTestServer(t testing.TB, cfg Config) *Server {
 	t.Helper()
 	if cfg.Assets == nil {
 		cfg.Assets = testAssets

@@ -48,7 +48,7 @@ type options struct {
 	host, template, term, trustedProxies string
 	frameAncestors, apiToken, tokenFile  string
 	allowedOrigins, pageCSP              string
-	embedOrigins                         string
+	embedOrigins, docsURL                string
 	hostKeyPolicy, knownHosts            string
 	allowTargets, denyTargets            string
 	tlsCert, tlsKey                      string
@@ -122,6 +122,7 @@ func (o *options) flagSet() *flag.FlagSet {
 	fs.StringVar(&o.tokenFile, "api-token-file", "", "read the API token from this `file`")
 	fs.StringVar(&o.allowedOrigins, "allowed-origins", "", `comma-separated browser origins accepted besides the gateway's own (e.g. "https://lab.example.com"); "*" accepts any`)
 	fs.StringVar(&o.embedOrigins, "embed-origins", "", `comma-separated origins of parent pages the terminal page talks to over window.postMessage (the embedding API, e.g. "https://lab.example.com"); "*" talks to any; empty turns it off`)
+	fs.StringVar(&o.docsURL, "docs-url", "", "address of the documentation, linked from the page a browser gets at the bare address")
 	fs.StringVar(&o.pageCSP, "page-csp", "", "Content-Security-Policy of the terminal page (default: strict for the embedded page, none for --template)")
 	fs.IntVar(&o.gcFloorMiB, "gc-heap-floor-mib", gcfloor.DefaultFloor>>20, "while terminals print, keep the garbage collector's heap goal at least this many MiB over a small live heap, so that one printing at full speed does not make the collector, and every other terminal, stop dozens of times a second (0: the Go runtime's default pacing)")
 	fs.StringVar(&o.trustedProxies, "trusted-proxies", "", "comma-separated IPs/CIDRs of reverse proxies whose X-Forwarded-* headers are trusted")
@@ -300,6 +301,12 @@ func (o *options) config(getenv func(string) string) (server.Config, string, err
 	}
 	if cfg.EmbedOrigins, err = parseEmbedOrigins(o.embedOrigins); err != nil {
 		return cfg, "", fmt.Errorf("--embed-origins: %w", err)
+	}
+	if o.docsURL != "" {
+		if u, err := url.Parse(o.docsURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return cfg, "", fmt.Errorf("--docs-url: got %q, want an http(s) URL", o.docsURL)
+		}
+		cfg.DocsURL = o.docsURL
 	}
 	if strings.ContainsAny(o.pageCSP, "\r\n") {
 		return cfg, "", errors.New("--page-csp must be one line")

@@ -33,8 +33,7 @@ func (s *Server) newEcho() (*echo.Echo, error) {
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
 		DisablePrintStack: true,
 		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
-			s.log.Error("panic in handler", "path", c.Path(), "err", err, "stack", string(stack))
-			return err
+			return &panicError{err, stack} // handleError logs it
 		},
 	}))
 
@@ -92,7 +91,18 @@ func serveStatic(static fs.FS) echo.HandlerFunc {
 	}
 }
 
-// handleError answers every error Echo or a handler returns with a JSON body.
+// panicError is a handler's panic, recovered.
+type panicError struct {
+	err   error
+	stack []byte
+}
+
+func (e *panicError) Error() string { return "panic: " + e.err.Error() }
+func (e *panicError) Unwrap() error { return e.err }
+
+// handleError answers every error Echo or a handler returns: with the JSON
+// body of the protocol, or an HTML page for a browser (see wantsHTML). An
+// unexpected failure is logged here, once.
 func (s *Server) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
@@ -112,16 +122,25 @@ func (s *Server) handleError(err error, c echo.Context) {
 		}
 	}
 	if status == http.StatusInternalServerError {
-		s.log.Error("request failed", "method", c.Request().Method, "path", c.Path(), "err", err)
+		attrs := []any{"method", c.Request().Method, "path", c.Path(), "err", err}
+		if pe := (*panicError)(nil); errors.As(err, &pe) {
+			attrs = append(attrs, "stack", string(pe.stack))
+		}
+		s.log.Error("request failed", attrs...)
 	}
-	var body any = apiError{Error: msg}
+	h := c.Response().Header()
+	h.Add("Vary", "Accept")
 	if status == http.StatusUnauthorized {
-		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="alfresco-ssh"`)
+		h.Set("WWW-Authenticate", `Bearer realm="alfresco-ssh"`)
 	}
-	if c.Path() == "/create-session" || c.Path() == "/:id" {
-		body = map[string]string{"error": msg} // generation 1 shape
+	switch { // for HEAD, net/http drops the body and keeps the headers
+	case wantsHTML(c.Request()):
+		s.writeErrorPage(c.Response(), status, s.errorPageFor(err, status, msg))
+	case c.Path() == "/create-session" || c.Path() == "/:id":
+		c.JSON(status, map[string]string{"error": msg}) // generation 1 shape
+	default:
+		c.JSON(status, apiError{Error: msg})
 	}
-	c.JSON(status, body) // for HEAD, net/http drops the body and keeps the headers
 }
 
 // limitBody caps the request body; a larger body is a 413.
@@ -209,7 +228,7 @@ func (s *Server) terminalPageGen1(c echo.Context) error {
 // that a reload before the terminal starts still works.
 func (s *Server) renderPage(c echo.Context, id string) error {
 	if !s.store.Has(id) {
-		return &requestError{http.StatusNotFound, "Could not find stored credentials with ID " + truncate(id, 64)}
+		return newUnknownLink(id)
 	}
 	h := c.Response().Header()
 	h.Set("Cache-Control", "no-store")

@@ -14,11 +14,13 @@ type pageConfig struct {
 	// EmbedOrigins are the parent origins the page's embedding API
 	// (window.postMessage) talks to; ["*"] is any, none turns it off.
 	EmbedOrigins []string `json:"embedOrigins,omitempty"`
+	// Docs is the address of the gateway's documentation (--docs-url).
+	Docs string `json:"docs,omitempty"`
 }
 
 // pageConfigAttr is the page configuration from c, HTML-escaped for an
 // attribute value.
 func (c *Config) pageConfigAttr() string {
-	b, _ := json.Marshal(pageConfig{EmbedOrigins: c.EmbedOrigins}) // strings always marshal
+	b, _ := json.Marshal(pageConfig{EmbedOrigins: c.EmbedOrigins, Docs: c.DocsURL}) // strings always marshal
 	return html.EscapeString(string(b))
 }

@@ -26,6 +26,7 @@ func TestPageConfig(t *testing.T) {
 		{"embed origins", Config{EmbedOrigins: []string{"https://lab.example.com", "http://localhost:8080"}},
 			map[string]any{"embedOrigins": []any{"https://lab.example.com", "http://localhost:8080"}}},
 		{"any origin", Config{EmbedOrigins: []string{"*"}}, map[string]any{"embedOrigins": []any{"*"}}},
+		{"docs", Config{DocsURL: "https://docs.example.com/gw"}, map[string]any{"docs": "https://docs.example.com/gw"}},
 		{"escaped", Config{EmbedOrigins: []string{`"><script>&'`}}, map[string]any{"embedOrigins": []any{`"><script>&'`}}},
 	}
 	attr := regexp.MustCompile(`^<body data-id="([^"]*)" data-config="([^"<>]*)">$`)

@@ -85,6 +85,9 @@ type Config struct {
 	// AllowedOrigins are browser origins accepted besides the gateway's
 	// own, on the create endpoints and Socket.IO ("*": any).
 	AllowedOrigins []string
+	// DocsURL, when set, is linked from the page a browser gets at the
+	// bare address.
+	DocsURL string
 	// PageCSP is the Content-Security-Policy of the terminal page; empty
 	// means a strict policy for the embedded page and none for a custom
 	// template (a Flask page may load scripts from CDNs).

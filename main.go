@@ -48,7 +48,8 @@ type options struct {
 	host, template, term, trustedProxies string
 	frameAncestors, apiToken, tokenFile  string
 	allowedOrigins, pageCSP              string
-	embedOrigins, docsURL                string
+	embedOrigins                         string
+	allowedHosts, docsURL                string
 	hostKeyPolicy, knownHosts            string
 	allowTargets, denyTargets            string
 	tlsCert, tlsKey                      string
@@ -122,6 +123,7 @@ func (o *options) flagSet() *flag.FlagSet {
 	fs.StringVar(&o.tokenFile, "api-token-file", "", "read the API token from this `file`")
 	fs.StringVar(&o.allowedOrigins, "allowed-origins", "", `comma-separated browser origins accepted besides the gateway's own (e.g. "https://lab.example.com"); "*" accepts any`)
 	fs.StringVar(&o.embedOrigins, "embed-origins", "", `comma-separated origins of parent pages the terminal page talks to over window.postMessage (the embedding API, e.g. "https://lab.example.com"); "*" talks to any; empty turns it off`)
+	fs.StringVar(&o.allowedHosts, "allowed-hosts", "", `comma-separated host names, each with an optional :port, that requests may address (Host, or a trusted proxy's X-Forwarded-Host); others get a 421. "*" allows any. Default: on loopback only localhost, 127.0.0.1 and [::1] with the port; beyond loopback any, with a warning`)
 	fs.StringVar(&o.docsURL, "docs-url", "", "address of the documentation, linked from the page a browser gets at the bare address")
 	fs.StringVar(&o.pageCSP, "page-csp", "", "Content-Security-Policy of the terminal page (default: strict for the embedded page, none for --template)")
 	fs.IntVar(&o.gcFloorMiB, "gc-heap-floor-mib", gcfloor.DefaultFloor>>20, "while terminals print, keep the garbage collector's heap goal at least this many MiB over a small live heap, so that one printing at full speed does not make the collector, and every other terminal, stop dozens of times a second (0: the Go runtime's default pacing)")
@@ -162,23 +164,30 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	files := checkFileLimit(log, o.maxSessions, raiseFileLimit)
 
-	srv, err := server.New(cfg)
-	if err != nil {
-		return err
-	}
-	defer gcfloor.Start(uint64(o.gcFloorMiB)<<20, srv.OutputBytes)()
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
+	if o.allowedHosts == "" {
+		cfg.AllowedHosts = loopbackHosts(ln.Addr())
+	}
+	srv, err := server.New(cfg)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer gcfloor.Start(uint64(o.gcFloorMiB)<<20, srv.OutputBytes)()
 	scheme := "http"
 	if cfg.TLSCertFile != "" {
 		scheme = "https"
 	}
-	log.Info("listening", "addr", ln.Addr().String(), "scheme", scheme, "version", buildVersion(), "open_files_limit", files)
 	if cfg.APIToken == "" && !isLoopback(ln.Addr()) {
 		log.Warn("no API token is set and the gateway listens beyond loopback: anyone who reaches it can open SSH connections through it (see --api-token)")
 	}
+	if len(cfg.AllowedHosts) == 0 && o.allowedHosts == "" {
+		log.Warn("any host name is accepted: a web page whose name is made to resolve to this gateway's address (DNS rebinding) can use it from its visitors' browsers; set --allowed-hosts to the names clients use")
+	}
+	log.Info("listening", "addr", ln.Addr().String(), "scheme", scheme, "version", buildVersion(), "open_files_limit", files)
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
@@ -302,6 +311,11 @@ func (o *options) config(getenv func(string) string) (server.Config, string, err
 	if cfg.EmbedOrigins, err = parseEmbedOrigins(o.embedOrigins); err != nil {
 		return cfg, "", fmt.Errorf("--embed-origins: %w", err)
 	}
+	for h := range strings.SplitSeq(o.allowedHosts, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			cfg.AllowedHosts = append(cfg.AllowedHosts, h)
+		}
+	}
 	if o.docsURL != "" {
 		if u, err := url.Parse(o.docsURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			return cfg, "", fmt.Errorf("--docs-url: got %q, want an http(s) URL", o.docsURL)
@@ -343,6 +357,17 @@ func checkFileLimit(log *slog.Logger, maxSessions int, raise func() (uint64, err
 			"limit", limit, "max_sessions", maxSessions, "needed", need)
 	}
 	return limit
+}
+
+// loopbackHosts are the names a gateway on loopback answers to by default:
+// localhost, 127.0.0.1 and [::1], with its port. Beyond loopback: none,
+// that is any.
+func loopbackHosts(a net.Addr) []string {
+	if !isLoopback(a) {
+		return nil
+	}
+	port := strconv.Itoa(a.(*net.TCPAddr).Port)
+	return []string{"localhost:" + port, "127.0.0.1:" + port, "[::1]:" + port}
 }
 
 func isLoopback(a net.Addr) bool {

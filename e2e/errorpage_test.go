@@ -78,3 +78,31 @@ func TestBrowserErrorPages(t *testing.T) {
 		}
 	})
 }
+
+// TestBrowserRebindingRefused: Chromium resolves every *.localhost name to
+// loopback, as a rebinding attacker's name would resolve; the gateway on
+// loopback answers only to its own names.
+func TestBrowserRebindingRefused(t *testing.T) {
+	getBrowser(t)
+	g := startGateway(t)
+	port := g.url[strings.LastIndex(g.url, ":")+1:]
+	p := newPage(t, pageOptions{})
+
+	v := viewErrorPage(t, p, "http://rebound.localhost:"+port+"/?connection=x", http.StatusMisdirectedRequest)
+	if !strings.Contains(v.Text, "421 Misdirected Request") || !strings.Contains(v.Text, "Unknown host name") {
+		t.Errorf("got %q, want the 421 page", v.Text)
+	}
+	// Nor any other resource, under that name; under the gateway's own
+	// names they load.
+	if status := p.navigate("http://rebound.localhost:" + port + "/static/terminal.js"); status != http.StatusMisdirectedRequest {
+		t.Errorf("a file under the rebound name: got %d, want 421", status)
+	}
+	for _, host := range []string{"127.0.0.1", "localhost"} {
+		if status := p.navigate("http://" + host + ":" + port + "/static/terminal.js"); status != http.StatusOK {
+			t.Errorf("a file under %s: got %d, want 200", host, status)
+		}
+	}
+	if n := g.count(`"refused request for a host name not in --allowed-hosts"`); n < 2 {
+		t.Errorf("got %d log lines about the refused host, want one per request", n)
+	}
+}

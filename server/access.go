@@ -3,10 +3,12 @@ package server
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -25,7 +27,71 @@ const ownPageCSP = "default-src 'none'; script-src 'self'; style-src 'self' 'uns
 var (
 	errOrigin = &requestError{http.StatusForbidden, "Origin not allowed"}
 	errToken  = &requestError{http.StatusUnauthorized, "Missing or invalid API token"}
+	errHost   = &requestError{http.StatusMisdirectedRequest, "Unknown host name: this gateway answers only to the names it is configured for"}
 )
+
+// allowedHost is an entry of Config.AllowedHosts: a lower-case name (an
+// IPv6 address without brackets) and a port, "" for any.
+type allowedHost struct{ name, port string }
+
+func parseAllowedHosts(list []string) ([]allowedHost, error) {
+	var hosts []allowedHost
+	for _, entry := range list {
+		if entry == "*" {
+			return nil, nil
+		}
+		name, port := splitHost(entry)
+		if name == "" || !validHost(name) || strings.ContainsAny(name, "%/") {
+			return nil, fmt.Errorf("server: allowed host %q: want a host name or address, with an optional :port", entry)
+		}
+		if p, err := strconv.Atoi(port); port != "" && (err != nil || p < 1 || p > 65535) {
+			return nil, fmt.Errorf("server: allowed host %q: bad port", entry)
+		}
+		hosts = append(hosts, allowedHost{name, port})
+	}
+	return hosts, nil
+}
+
+// splitHost splits "name", "name:port", "[v6]:port" or "[v6]" into the
+// lower-case name (without brackets) and the port ("" when absent).
+func splitHost(hostport string) (name, port string) {
+	if h, p, err := net.SplitHostPort(hostport); err == nil {
+		return strings.ToLower(h), p
+	}
+	return strings.ToLower(strings.TrimSuffix(strings.TrimPrefix(hostport, "["), "]")), ""
+}
+
+// hostAllowed reports whether the gateway answers to hostport, reached
+// with scheme (for the default port when hostport has none).
+func (s *Server) hostAllowed(hostport, scheme string) bool {
+	if s.hosts == nil {
+		return true
+	}
+	name, port := splitHost(hostport)
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443", "ws": "80", "wss": "443"}[scheme]
+	}
+	for _, h := range s.hosts {
+		if h.name == name && (h.port == "" || h.port == port) {
+			return true
+		}
+	}
+	return false
+}
+
+// checkHost refuses requests for a host the gateway does not answer to,
+// except the health check (probes address the gateway by its IP).
+func (s *Server) checkHost(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		if c.Path() == "/healthz" || s.hostAllowed(s.requestHost(r), s.requestScheme(r)) {
+			return next(c)
+		}
+		s.log.Info("refused request for a host name not in --allowed-hosts", "host", truncate(s.requestHost(r), 100),
+			"path", truncate(r.URL.Path, 100), "client", s.clientIP(r))
+		return errHost
+	}
+}
 
 // securityHeaders sets the headers every response carries.
 func (s *Server) securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
@@ -58,7 +124,8 @@ func (s *Server) pageCSP() string {
 }
 
 // checkOrigin refuses browser requests from origins other than the
-// gateway's own and the configured ones. Requests without an Origin header
+// gateway's own (an allowed host, or the host asked for when any is
+// allowed) and the configured ones. Requests without an Origin header
 // (server-to-server callers) pass.
 func (s *Server) checkOrigin(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
@@ -83,13 +150,10 @@ func (s *Server) originAllowed(r *http.Request) bool {
 	if err != nil || u.Host == "" {
 		return false // includes "null"
 	}
-	host := r.Host
-	if s.fromTrustedProxy(r) {
-		if h := firstHeaderValue(r, "X-Forwarded-Host"); h != "" {
-			host = h
-		}
+	if s.hosts != nil {
+		return s.hostAllowed(u.Host, u.Scheme)
 	}
-	return strings.EqualFold(u.Host, host)
+	return strings.EqualFold(u.Host, s.requestHost(r))
 }
 
 // listedOrigin reports whether origin is one of --allowed-origins.

@@ -37,7 +37,7 @@ func (s *Server) newEcho() (*echo.Echo, error) {
 		},
 	}))
 
-	e.Use(s.securityHeaders)
+	e.Use(s.securityHeaders, s.checkHost)
 	create := []echo.MiddlewareFunc{s.cors, s.checkOrigin, s.requireToken, s.limitBody}
 	e.POST("/create-credentials", s.createCredentials, create...)
 	e.POST("/create-session", s.createSession, create...)
@@ -238,22 +238,34 @@ func (s *Server) renderPage(c echo.Context, id string) error {
 	return c.HTMLBlob(http.StatusOK, s.page.render(id))
 }
 
-// baseURL is the scheme and host the client used. Forwarded headers count
-// only from a trusted proxy.
+// baseURL is the scheme and host the client used.
 func (s *Server) baseURL(r *http.Request) string {
-	scheme, host := "http", r.Host
-	if r.TLS != nil {
-		scheme = "https"
-	}
+	return s.requestScheme(r) + "://" + s.requestHost(r)
+}
+
+// requestScheme is the scheme the client used: X-Forwarded-Proto counts
+// from a trusted proxy.
+func (s *Server) requestScheme(r *http.Request) string {
 	if s.fromTrustedProxy(r) {
 		if p := firstHeaderValue(r, "X-Forwarded-Proto"); p == "http" || p == "https" {
-			scheme = p
-		}
-		if h := firstHeaderValue(r, "X-Forwarded-Host"); h != "" && validHost(strings.ReplaceAll(h, ":", "")) {
-			host = h
+			return p
 		}
 	}
-	return scheme + "://" + host
+	if r.TLS != nil {
+		return "https"
+	}
+	return "http"
+}
+
+// requestHost is the host (and port) the client asked for:
+// X-Forwarded-Host counts from a trusted proxy.
+func (s *Server) requestHost(r *http.Request) string {
+	if s.fromTrustedProxy(r) {
+		if h := firstHeaderValue(r, "X-Forwarded-Host"); h != "" && validHost(strings.ReplaceAll(h, ":", "")) {
+			return h
+		}
+	}
+	return r.Host
 }
 
 func firstHeaderValue(r *http.Request, name string) string {

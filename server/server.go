@@ -85,6 +85,13 @@ type Config struct {
 	// AllowedOrigins are browser origins accepted besides the gateway's
 	// own, on the create endpoints and Socket.IO ("*": any).
 	AllowedOrigins []string
+	// AllowedHosts are the host names (each optionally with ":port") the
+	// gateway answers to, in the Host header or a trusted proxy's
+	// X-Forwarded-Host; browser origins are checked against them too.
+	// Empty or "*" means any host. Requests for other hosts get a 421: a
+	// web page whose name was rebound to the gateway's address (DNS
+	// rebinding) cannot use it.
+	AllowedHosts []string
 	// DocsURL, when set, is linked from the page a browser gets at the
 	// bare address.
 	DocsURL string
@@ -150,6 +157,7 @@ type Server struct {
 	authFail *policy.AuthBackoff
 	sessions *policy.SessionCounter
 	certs    *certReloader
+	hosts    []allowedHost // nil: any
 	output   atomic.Uint64 // bytes of terminal output relayed
 	gate     connectGate
 
@@ -193,6 +201,9 @@ func New(cfg Config) (*Server, error) {
 		if s.certs, err = newCertReloader(cfg.TLSCertFile, cfg.TLSKeyFile, cfg.Logger); err != nil {
 			return nil, err
 		}
+	}
+	if s.hosts, err = parseAllowedHosts(cfg.AllowedHosts); err != nil {
+		return nil, err
 	}
 	s.io = s.newSocketIO()
 	if s.echo, err = s.newEcho(); err != nil {

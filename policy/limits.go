@@ -1,27 +1,106 @@
 package policy
 
-// Abuse limits: a per-key rate limiter (credential creations per client
-// address), an authentication back-off (per client address and per target)
-// and a counter of concurrent sessions. Each is safe for concurrent use,
-// keeps its state in memory under one mutex, never blocks the caller and
-// starts no goroutine: idle state is swept on the calls themselves.
+// Abuse limits behind small interfaces (RateLimit, LoginLimit,
+// SessionLimit), so that an implementation shared by several gateway nodes
+// (Redis, say) can replace the in-memory ones here: RateLimiter (credential
+// creations per client), AuthBackoff (failed SSH logins per client and per
+// account, in backoff.go) and SessionCounter (concurrent sessions). The
+// in-memory ones are safe for concurrent use, keep their state under one
+// mutex, never block the caller, start no goroutine (idle state is swept on
+// the calls themselves) and never return an error other than a refusal.
 //
-// Each reads the time through a now field that its constructor sets to
+// Each reads the time through a Now field that its constructor sets to
 // time.Now, so tests can drive the clock.
 
 import (
+	"cmp"
+	"context"
 	"errors"
+	"fmt"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
 )
 
+// RateLimit allows a number of events per key per window.
+type RateLimit interface {
+	// Allow counts one event for key. It refuses with a *RateLimitError
+	// when key has used up its events; any other error means the limit
+	// could not be checked (its store is unreachable) and the caller
+	// refuses the event.
+	Allow(ctx context.Context, key string) error
+}
+
+// SessionLimit bounds concurrent sessions, in total and per client key.
+type SessionLimit interface {
+	// Acquire counts a new session for key. It refuses with
+	// ErrTooManyClientSessions or ErrTooManySessions; any other error
+	// means the limit could not be checked. On success the caller calls
+	// release when the session ends; later calls of release do nothing.
+	Acquire(ctx context.Context, key string) (release func(), err error)
+}
+
+// Limits are the limits a gateway applies.
+type Limits struct {
+	Creates  RateLimit    // credential creations per client key
+	Logins   LoginLimit   // the back-off on failed SSH logins
+	Sessions SessionLimit // concurrent terminals, in total and per client key
+}
+
+// ClientPrefix says how much of a client's address keys the per-client
+// limits: an IPv4 address is cut to its first V4 bits, an IPv6 address to
+// its first V6 bits. A zero field means the default, /32 for IPv4 (the
+// address) and /64 for IPv6 (what one subscriber or host usually holds,
+// so that a client cannot step around its limits by changing addresses
+// inside its /64).
+type ClientPrefix struct{ V4, V6 int }
+
+// Key returns the key of the client at addr (an IP address) in the
+// per-client limits: the address when the prefix is the whole address,
+// else the prefix ("2001:db8:1:2::/64"). An IPv4-mapped IPv6 address counts
+// as IPv4; a zone is dropped. Anything that is not an IP address is its own
+// key.
+func (p ClientPrefix) Key(addr string) string {
+	ip, err := netip.ParseAddr(addr)
+	if err != nil {
+		return addr
+	}
+	ip = ip.Unmap().WithZone("")
+	bits := cmp.Or(p.V6, 64)
+	if ip.Is4() {
+		bits = cmp.Or(p.V4, 32)
+	}
+	if bits >= ip.BitLen() {
+		return ip.String()
+	}
+	prefix, err := ip.Prefix(bits)
+	if err != nil {
+		return ip.String() // bits out of range: the whole address
+	}
+	return prefix.String()
+}
+
+// RateLimitError is a refusal by a RateLimit.
+type RateLimitError struct {
+	RetryAfter time.Duration // until the key may have another event
+}
+
+func (e *RateLimitError) Error() string {
+	return fmt.Sprintf("too many requests; try again in %d s", seconds(e.RetryAfter))
+}
+
+// seconds rounds d up to whole seconds, at least one.
+func seconds(d time.Duration) int {
+	return max(1, int((d+time.Second-1)/time.Second))
+}
+
 // defaultMaxKeys bounds how many keys a RateLimiter tracks at once.
 const defaultMaxKeys = 100_000
 
-// RateLimiter allows n events per key per window: a token bucket with a burst
-// of n that refills one token every window/n, e.g. credential creations per
-// client address per minute.
+// RateLimiter is the in-memory RateLimit. It allows n events per key per
+// window: a token bucket with a burst of n that refills one token every
+// window/n, e.g. credential creations per client per minute.
 //
 // It stores one time per key (the generic cell rate algorithm: the time at
 // which the key's bucket is full again). Keys whose bucket is full carry no
@@ -29,8 +108,8 @@ const defaultMaxKeys = 100_000
 // the keys active in the last window or two, and never exceeds maxKeys: when
 // the table is full, it is swept early (at most once per window/n) and, if
 // no room is freed, a new key is refused until the next sweep; keys already
-// present are unaffected. Callers choose the key; an IPv6 client is better
-// keyed by its /64 than by its full address.
+// present are unaffected. Callers choose the key (ClientPrefix.Key for a
+// client).
 type RateLimiter struct {
 	n        int
 	interval time.Duration // window/n: the time to earn back one token
@@ -45,7 +124,7 @@ type RateLimiter struct {
 }
 
 // NewRateLimiter returns a limiter of n events per key per window; n <= 0 or
-// window <= 0 disables it, and Allow always returns true.
+// window <= 0 disables it, and Allow always allows.
 func NewRateLimiter(n int, window time.Duration) *RateLimiter {
 	l := &RateLimiter{n: n, window: window, maxKeys: defaultMaxKeys, Now: time.Now}
 	if n <= 0 || window <= 0 {
@@ -59,10 +138,11 @@ func NewRateLimiter(n int, window time.Duration) *RateLimiter {
 }
 
 // Allow takes one token from key's bucket. When the bucket is empty it
-// returns false and how long until a token is available.
-func (l *RateLimiter) Allow(key string) (ok bool, retryAfter time.Duration) {
+// refuses with a *RateLimitError that says how long until a token is
+// available.
+func (l *RateLimiter) Allow(_ context.Context, key string) error {
 	if l.n <= 0 {
-		return true, 0
+		return nil
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -79,7 +159,7 @@ func (l *RateLimiter) Allow(key string) (ok bool, retryAfter time.Duration) {
 			l.sweep(now)
 		}
 		if len(l.full) >= l.maxKeys {
-			return false, l.swept.Add(l.interval).Sub(now)
+			return &RateLimitError{l.swept.Add(l.interval).Sub(now)}
 		}
 	}
 	if full.Before(now) {
@@ -87,10 +167,10 @@ func (l *RateLimiter) Allow(key string) (ok bool, retryAfter time.Duration) {
 	}
 	next := full.Add(l.interval)
 	if wait := next.Sub(now) - l.span; wait > 0 {
-		return false, wait
+		return &RateLimitError{wait}
 	}
 	l.full[key] = next
-	return true, 0
+	return nil
 }
 
 // sweep forgets keys whose bucket is full. l.mu must be held.
@@ -103,14 +183,14 @@ func (l *RateLimiter) sweep(now time.Time) {
 	l.swept = now
 }
 
-// Errors returned by SessionCounter.Acquire.
+// Refusals of a SessionLimit.
 var (
 	ErrTooManySessions       = errors.New("too many sessions on the gateway")
 	ErrTooManyClientSessions = errors.New("too many sessions from this address")
 )
 
-// SessionCounter bounds the number of concurrent sessions, in total and per
-// key (the client address).
+// SessionCounter is the in-memory SessionLimit: it bounds the number of
+// concurrent sessions, in total and per key (the client's key).
 type SessionCounter struct {
 	maxTotal  int
 	maxPerKey int
@@ -131,7 +211,7 @@ func NewSessionCounter(maxTotal, maxPerKey int) *SessionCounter {
 // more specific answer), or ErrTooManySessions when the total is. On success
 // the caller must call release when the session ends; calling it again has
 // no effect.
-func (c *SessionCounter) Acquire(key string) (release func(), err error) {
+func (c *SessionCounter) Acquire(_ context.Context, key string) (release func(), err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.maxPerKey > 0 && c.byKey[key] >= c.maxPerKey {

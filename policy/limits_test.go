@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -35,6 +36,20 @@ func concatN[S any](parts ...[]S) []S {
 		out = append(out, p...)
 	}
 	return out
+}
+
+// allow calls l.Allow and returns whether it allowed and, if not, the
+// retry time of its refusal.
+func allow(l *RateLimiter, key string) (ok bool, retryAfter time.Duration) {
+	err := l.Allow(context.Background(), key)
+	var refused *RateLimitError
+	if errors.As(err, &refused) {
+		return false, refused.RetryAfter
+	}
+	if err != nil {
+		panic(err) // the in-memory limiter has no other error
+	}
+	return true, 0
 }
 
 func TestRateLimiter(t *testing.T) {
@@ -100,7 +115,7 @@ func TestRateLimiter(t *testing.T) {
 			l.Now = clock.Now
 			for i, s := range tt.steps {
 				clock.Advance(s.advance)
-				ok, retry := l.Allow(s.key)
+				ok, retry := allow(l, s.key)
 				if ok != s.ok || retry != s.retry {
 					t.Fatalf("step %d: Allow(%q) = %v, %v; want %v, %v", i, s.key, ok, retry, s.ok, s.retry)
 				}
@@ -115,7 +130,7 @@ func TestRateLimiterSweepBoundsMemory(t *testing.T) {
 	l.Now = clock.Now
 	const keys = 10_000
 	for i := range keys {
-		if ok, _ := l.Allow(fmt.Sprint("client-", i)); !ok {
+		if ok, _ := allow(l, fmt.Sprint("client-", i)); !ok {
 			t.Fatalf("first Allow for key %d refused", i)
 		}
 	}
@@ -127,14 +142,14 @@ func TestRateLimiterSweepBoundsMemory(t *testing.T) {
 	// forget a key that is still limited.
 	clock.Advance(time.Minute - 1)
 	for range 5 {
-		l.Allow("busy")
+		allow(l, "busy")
 	}
 	if got := len(l.full); got != keys+1 {
 		t.Fatalf("tracked keys before the sweep = %d, want %d", got, keys+1)
 	}
 
 	clock.Advance(1)
-	if ok, _ := l.Allow("busy"); ok {
+	if ok, _ := allow(l, "busy"); ok {
 		t.Fatal("busy key allowed after the sweep, want still limited")
 	}
 	if got := len(l.full); got != 1 {
@@ -161,7 +176,7 @@ func TestRateLimiterCap(t *testing.T) {
 	}
 	for i, s := range steps {
 		clock.Advance(s.advance)
-		ok, retry := l.Allow(s.key)
+		ok, retry := allow(l, s.key)
 		if ok != s.ok || retry != s.retry {
 			t.Fatalf("step %d: Allow(%q) = %v, %v; want %v, %v", i, s.key, ok, retry, s.ok, s.retry)
 		}
@@ -181,10 +196,10 @@ func TestRateLimiterConcurrent(t *testing.T) {
 	for i := range 100 {
 		wg.Go(func() {
 			<-start
-			if ok, _ := l.Allow("shared"); ok {
+			if ok, _ := allow(l, "shared"); ok {
 				allowed.Add(1)
 			}
-			l.Allow(fmt.Sprint("own-", i))
+			allow(l, fmt.Sprint("own-", i))
 		})
 	}
 	close(start)
@@ -226,7 +241,7 @@ func TestSessionCounterLimits(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := NewSessionCounter(tt.maxTotal, tt.maxPerK)
 			for i, key := range tt.keys {
-				release, err := c.Acquire(key)
+				release, err := c.Acquire(t.Context(), key)
 				if !errors.Is(err, tt.want[i]) {
 					t.Fatalf("Acquire %d (%q): got error %v, want %v", i, key, err, tt.want[i])
 				}
@@ -242,7 +257,7 @@ func TestSessionCounterRelease(t *testing.T) {
 	c := NewSessionCounter(2, 1)
 	mustAcquire := func(key string) func() {
 		t.Helper()
-		release, err := c.Acquire(key)
+		release, err := c.Acquire(t.Context(), key)
 		if err != nil {
 			t.Fatalf("Acquire(%q): %v", key, err)
 		}
@@ -250,7 +265,7 @@ func TestSessionCounterRelease(t *testing.T) {
 	}
 	wantErr := func(key string, want error) {
 		t.Helper()
-		if _, err := c.Acquire(key); !errors.Is(err, want) {
+		if _, err := c.Acquire(t.Context(), key); !errors.Is(err, want) {
 			t.Fatalf("Acquire(%q): got error %v, want %v", key, err, want)
 		}
 	}
@@ -289,7 +304,7 @@ func TestSessionCounterConcurrent(t *testing.T) {
 		for i := range 100 {
 			wg.Go(func() {
 				<-start
-				release, err := c.Acquire(fmt.Sprint("client-", i))
+				release, err := c.Acquire(t.Context(), fmt.Sprint("client-", i))
 				mu.Lock()
 				defer mu.Unlock()
 				switch {
@@ -326,7 +341,7 @@ func TestSessionCounterConcurrent(t *testing.T) {
 			wg.Go(func() {
 				k := i % len(keyHeld)
 				for range 50 {
-					release, err := c.Acquire(fmt.Sprint("client-", k))
+					release, err := c.Acquire(t.Context(), fmt.Sprint("client-", k))
 					if err != nil {
 						continue
 					}
@@ -359,5 +374,34 @@ func TestSessionCounterConcurrent(t *testing.T) {
 // raiseTo sets m to v if v is larger.
 func raiseTo(m *atomic.Int32, v int32) {
 	for old := m.Load(); v > old && !m.CompareAndSwap(old, v); old = m.Load() {
+	}
+}
+
+func TestClientPrefixKey(t *testing.T) {
+	tests := []struct {
+		prefix ClientPrefix
+		addr   string
+		want   string
+	}{
+		{ClientPrefix{}, "192.0.2.7", "192.0.2.7"},
+		{ClientPrefix{}, "2001:db8:1:2:a:b:c:d", "2001:db8:1:2::/64"},
+		{ClientPrefix{}, "2001:db8:1:2::1", "2001:db8:1:2::/64"},
+		{ClientPrefix{}, "2001:db8:1:3::1", "2001:db8:1:3::/64"},
+		{ClientPrefix{}, "::ffff:192.0.2.7", "192.0.2.7"},
+		{ClientPrefix{}, "fe80::1%eth0", "fe80::/64"},
+		{ClientPrefix{}, "::1", "::/64"},
+		{ClientPrefix{V4: 24}, "192.0.2.7", "192.0.2.0/24"},
+		{ClientPrefix{V4: 24}, "2001:db8::1", "2001:db8::/64"},
+		{ClientPrefix{V6: 128}, "2001:db8::1", "2001:db8::1"},
+		{ClientPrefix{V6: 48}, "2001:db8:1:2::1", "2001:db8:1::/48"},
+		{ClientPrefix{V4: 33, V6: 129}, "2001:db8::1", "2001:db8::1"},
+		{ClientPrefix{V4: -1}, "192.0.2.7", "192.0.2.7"},
+		{ClientPrefix{}, "not an address", "not an address"},
+		{ClientPrefix{}, "", ""},
+	}
+	for _, tt := range tests {
+		if got := tt.prefix.Key(tt.addr); got != tt.want {
+			t.Errorf("%+v.Key(%q) = %q, want %q", tt.prefix, tt.addr, got, tt.want)
+		}
 	}
 }

@@ -91,7 +91,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.IntVar(&o.maxSessions, "max-sessions", 5000, "most concurrent terminals in total (0: no limit)")
 	fs.IntVar(&o.maxPerClient, "max-sessions-per-client", 500, "most concurrent terminals per client address (0: no limit)")
 	fs.IntVar(&o.createRate, "create-rate", 600, "most credential creations per client address per minute (0: no limit)")
-	fs.IntVar(&o.authFailures, "auth-failures", 10, "SSH login failures per client address, and per account (user on host:port), within 10 minutes before logins are refused with a growing back-off; logins in progress count (0: no limit)")
+	fs.IntVar(&o.authFailures, "auth-failures", 10, "SSH login failures per client address, and per account (user on host:port), within 10 minutes before logins are refused with a growing back-off; logins in progress count, more wait (0: no limit)")
 	fs.IntVar(&o.clientPrefixV4, "client-prefix-v4", 32, "IPv4 clients are counted by this prefix length of their address in the per-client limits (1-32)")
 	fs.IntVar(&o.clientPrefixV6, "client-prefix-v6", 64, "IPv6 clients are counted by this prefix length of their address in the per-client limits (1-128; one host or subscriber usually holds a /64)")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "serve HTTPS with this certificate `file` (PEM, re-read when it changes)")

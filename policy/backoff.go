@@ -14,13 +14,14 @@ import (
 // fail before a block.
 type LoginLimit interface {
 	// Reserve reserves an attempt of l before it dials. It refuses with a
-	// *LoginRefusedError while l's client or account is blocked, or has as
-	// many attempts in flight as failures could still happen before a
-	// block; any other error means the limit could not be checked (its
-	// store is unreachable) and the caller refuses the login. The caller
-	// must end a reserved attempt with Done. (An implementation shared by
-	// several nodes lets a reservation expire, after the longest possible
-	// login, in case its node dies.)
+	// *LoginRefusedError while l's client or account is blocked. While
+	// either has as many attempts in flight as failures could still happen
+	// before a block, it waits for one of them to end, or for ctx to end
+	// (then it returns context.Cause(ctx)). Any other error means the
+	// limit could not be checked (its store is unreachable) and the caller
+	// refuses the login. The caller must end a reserved attempt with Done.
+	// (An implementation shared by several nodes lets a reservation
+	// expire, after the longest possible login, in case its node dies.)
 	Reserve(ctx context.Context, l Login) (Attempt, error)
 }
 
@@ -57,8 +58,7 @@ type LoginRefusedError struct {
 	// Account is true when the account is refused, false when the client
 	// is.
 	Account bool
-	// RetryAfter is how long the block lasts; zero when the refusal is for
-	// attempts in flight, which end within the SSH timeout.
+	// RetryAfter is how long the block lasts.
 	RetryAfter time.Duration
 }
 
@@ -66,9 +66,6 @@ func (e *LoginRefusedError) Error() string {
 	who := "from your address"
 	if e.Account {
 		who = "for this user on this host"
-	}
-	if e.RetryAfter == 0 {
-		return "too many logins in progress " + who + "; try again in a few seconds"
 	}
 	return fmt.Sprintf("too many failed logins %s; try again in %d s", who, seconds(e.RetryAfter))
 }
@@ -79,7 +76,7 @@ func (e *LoginRefusedError) Error() string {
 // twice as long as the one before (base, 2*base, 4*base, ...) up to
 // maxBackoff. While not blocked, a client or account may have as many
 // attempts in flight as failures it can still take before a block (limit
-// minus its recent failures, at least one).
+// minus its recent failures, at least one); further attempts wait.
 //
 // A failure is forgotten once it is older than window, except that a
 // client or account keeps all its failures until window has passed since
@@ -111,9 +108,10 @@ var _ LoginLimit = (*AuthBackoff)(nil)
 
 // loginRecord is the state of one client or one account.
 type loginRecord struct {
-	failures []failure // recent failures, oldest first, at most keep
-	until    time.Time // when the current or last block ends
-	inFlight int       // reserved attempts not yet done
+	failures []failure     // recent failures, oldest first, at most keep
+	until    time.Time     // when the current or last block ends
+	inFlight int           // reserved attempts not yet done
+	ended    chan struct{} // closed when one of them ends; nil if none waits
 }
 
 // failure is one failed login, tagged with the other side of the login
@@ -147,12 +145,28 @@ func NewAuthBackoff(limit int, window, base, maxBackoff time.Duration) *AuthBack
 	return b
 }
 
-// Reserve implements LoginLimit; it never returns an error other than a
-// *LoginRefusedError. The client is checked first.
-func (b *AuthBackoff) Reserve(_ context.Context, l Login) (Attempt, error) {
+// Reserve implements LoginLimit; it returns no error but a
+// *LoginRefusedError or ctx's cause. The client is checked first.
+func (b *AuthBackoff) Reserve(ctx context.Context, l Login) (Attempt, error) {
 	if b.limit == 0 {
 		return noAttempt{}, nil
 	}
+	for {
+		a, wait, err := b.tryReserve(l)
+		if wait == nil {
+			return a, err
+		}
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		}
+	}
+}
+
+// tryReserve reserves an attempt of l, or refuses it, or returns a channel
+// closed when an attempt in flight that stands in its way ends.
+func (b *AuthBackoff) tryReserve(l Login) (a Attempt, wait <-chan struct{}, err error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	now := b.Now()
@@ -163,11 +177,19 @@ func (b *AuthBackoff) Reserve(_ context.Context, l Login) (Attempt, error) {
 		b.sweep(now)
 	}
 	client, account := b.clients[l.Client], b.accounts[l.Account]
-	if retry, refused := b.refuses(client, now); refused {
-		return nil, &LoginRefusedError{RetryAfter: retry}
+	if retry := b.blocked(client, now); retry > 0 {
+		return nil, nil, &LoginRefusedError{RetryAfter: retry}
 	}
-	if retry, refused := b.refuses(account, now); refused {
-		return nil, &LoginRefusedError{Account: true, RetryAfter: retry}
+	if retry := b.blocked(account, now); retry > 0 {
+		return nil, nil, &LoginRefusedError{Account: true, RetryAfter: retry}
+	}
+	for _, r := range []*loginRecord{client, account} {
+		if r != nil && r.inFlight >= max(b.limit-len(r.failures), 1) {
+			if r.ended == nil {
+				r.ended = make(chan struct{})
+			}
+			return nil, r.ended, nil
+		}
 	}
 	if client == nil {
 		client = &loginRecord{}
@@ -179,20 +201,20 @@ func (b *AuthBackoff) Reserve(_ context.Context, l Login) (Attempt, error) {
 	}
 	client.inFlight++
 	account.inFlight++
-	return &attempt{b: b, login: l, client: client, account: account}, nil
+	return &attempt{b: b, login: l, client: client, account: account}, nil, nil
 }
 
-// refuses reports whether r takes no attempt now and, for a block, for
-// how much longer. r may be nil (nothing known). b.mu must be held.
-func (b *AuthBackoff) refuses(r *loginRecord, now time.Time) (retryAfter time.Duration, refused bool) {
+// blocked returns how much longer r is blocked, or 0, after forgetting
+// its old failures. r may be nil (nothing known). b.mu must be held.
+func (b *AuthBackoff) blocked(r *loginRecord, now time.Time) time.Duration {
 	if r == nil {
-		return 0, false
+		return 0
 	}
 	if now.Before(r.until) {
-		return r.until.Sub(now), true
+		return r.until.Sub(now)
 	}
 	r.forget(now, b.window)
-	return 0, r.inFlight >= max(b.limit-len(r.failures), 1)
+	return 0
 }
 
 // attempt is an AuthBackoff reservation. Its records stay in the maps
@@ -213,8 +235,8 @@ func (a *attempt) Done(_ context.Context, o Outcome) error {
 		return nil
 	}
 	a.done = true
-	a.client.inFlight--
-	a.account.inFlight--
+	a.client.end()
+	a.account.end()
 	switch o {
 	case Failed:
 		now := b.Now()
@@ -225,6 +247,15 @@ func (a *attempt) Done(_ context.Context, o Outcome) error {
 		a.account.forgive(a.login.Client)
 	}
 	return nil
+}
+
+// end ends one of r's attempts in flight and wakes those waiting for it.
+func (r *loginRecord) end() {
+	r.inFlight--
+	if r.ended != nil {
+		close(r.ended)
+		r.ended = nil
+	}
 }
 
 // fail records a failure tagged tag in r, blocking it once it has limit

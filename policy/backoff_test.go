@@ -1,10 +1,13 @@
 package policy
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/alfresco-ssh/alfresco-ssh/internal/fakeclock"
@@ -15,15 +18,19 @@ import (
 //     accept it);
 //   - "reserve": an attempt left in flight, remembered as name;
 //   - "failed", "succeeded", "abandoned": ends the attempt called name;
-//   - "check": Reserve must answer want (nil: accepted, and the attempt is
-//     abandoned at once).
+//   - "check": Reserve must answer want: nil (accepted; the attempt is
+//     abandoned at once), a *LoginRefusedError, or errWouldWait.
 type backoffStep struct {
 	advance time.Duration
 	op      string
 	login   Login
 	name    string
-	want    *LoginRefusedError
+	want    error
 }
+
+// errWouldWait is what a check's Reserve returns when it would wait for an
+// attempt in flight: the cause of its context, cancelled from the start.
+var errWouldWait = errors.New("would wait for an attempt in flight")
 
 var (
 	loginCA = Login{Client: "c", Account: "u@a:22"}
@@ -34,7 +41,8 @@ var (
 // runBackoff plays steps on b, whose clock is clock.
 func runBackoff(t *testing.T, b *AuthBackoff, clock *fakeclock.Clock, steps []backoffStep) {
 	t.Helper()
-	ctx := t.Context()
+	ctx, cancel := context.WithCancelCause(t.Context())
+	cancel(errWouldWait) // no step may wait
 	held := map[string]Attempt{}
 	for i, s := range steps {
 		clock.Advance(s.advance)
@@ -43,7 +51,7 @@ func runBackoff(t *testing.T, b *AuthBackoff, clock *fakeclock.Clock, steps []ba
 			a, err := b.Reserve(ctx, s.login)
 			if s.op == "check" {
 				if !sameRefusal(err, s.want) {
-					t.Fatalf("step %d: Reserve(%v) = %v; want %v", i, s.login, err, refusalText(s.want))
+					t.Fatalf("step %d: Reserve(%v) = %v; want %v", i, s.login, err, s.want)
 				}
 				if a != nil {
 					a.Done(ctx, Abandoned)
@@ -83,19 +91,14 @@ func runBackoffLimit(t *testing.T, limit int, steps []backoffStep) {
 	runBackoff(t, b, clock, steps)
 }
 
-func sameRefusal(err error, want *LoginRefusedError) bool {
-	if want == nil || err == nil {
-		return want == nil && err == nil
-	}
+// sameRefusal reports whether err is want: nil, or the same refusal.
+func sameRefusal(err, want error) bool {
 	got, ok := err.(*LoginRefusedError)
-	return ok && *got == *want
-}
-
-func refusalText(e *LoginRefusedError) string {
-	if e == nil {
-		return "accepted"
+	refusal, wantRefusal := want.(*LoginRefusedError)
+	if ok && wantRefusal {
+		return *got == *refusal
 	}
-	return fmt.Sprintf("%#v", *e)
+	return err == want
 }
 
 func TestAuthBackoff(t *testing.T) {
@@ -222,14 +225,13 @@ func TestAuthBackoff(t *testing.T) {
 }
 
 // TestAuthBackoffInFlight checks that attempts in flight count: no more are
-// reserved than could fail before a block.
+// reserved than could fail before a block; the next one waits.
 func TestAuthBackoffInFlight(t *testing.T) {
-	busy := &LoginRefusedError{}
-	busyAccount := &LoginRefusedError{Account: true}
+	busy := errWouldWait
 	blocked := &LoginRefusedError{RetryAfter: time.Second}
 	reserve := func(name string, l Login) backoffStep { return backoffStep{op: "reserve", login: l, name: name} }
 	end := func(op, name string) backoffStep { return backoffStep{op: op, name: name} }
-	check := func(l Login, want *LoginRefusedError) backoffStep {
+	check := func(l Login, want error) backoffStep {
 		return backoffStep{op: "check", login: l, want: want}
 	}
 	tests := []struct {
@@ -240,7 +242,7 @@ func TestAuthBackoffInFlight(t *testing.T) {
 			name: "limit in flight, then busy",
 			steps: []backoffStep{
 				reserve("1", loginCA), reserve("2", loginCA),
-				check(loginCA, busy), check(loginCB, busy), check(loginDA, busyAccount),
+				check(loginCA, busy), check(loginCB, busy), check(loginDA, busy),
 				end("failed", "1"),
 				check(loginCA, busy), // one failure and one in flight: no room
 				end("failed", "2"),
@@ -274,12 +276,80 @@ func TestAuthBackoffInFlight(t *testing.T) {
 	}
 }
 
+// TestAuthBackoffWaits checks how a Reserve that waits for the attempts in
+// flight ends: it reserves when one ends, is refused when they block the
+// login, and gives up with its context.
+func TestAuthBackoffWaits(t *testing.T) {
+	type outcome struct {
+		a   Attempt
+		err error
+	}
+	tests := []struct {
+		name string
+		end  func(a1, a2 Attempt, cancel context.CancelCauseFunc)
+		want func(o outcome) bool
+	}{
+		{
+			name: "an attempt succeeds",
+			end:  func(a1, _ Attempt, _ context.CancelCauseFunc) { a1.Done(context.Background(), Succeeded) },
+			want: func(o outcome) bool { return o.err == nil && o.a != nil },
+		},
+		{
+			name: "an attempt is abandoned",
+			end:  func(_, a2 Attempt, _ context.CancelCauseFunc) { a2.Done(context.Background(), Abandoned) },
+			want: func(o outcome) bool { return o.err == nil && o.a != nil },
+		},
+		{
+			name: "both fail",
+			end: func(a1, a2 Attempt, _ context.CancelCauseFunc) {
+				a1.Done(context.Background(), Failed)
+				a2.Done(context.Background(), Failed)
+			},
+			want: func(o outcome) bool { return sameRefusal(o.err, &LoginRefusedError{RetryAfter: time.Second}) },
+		},
+		{
+			name: "the client leaves",
+			end:  func(_, _ Attempt, cancel context.CancelCauseFunc) { cancel(errWouldWait) },
+			want: func(o outcome) bool { return o.err == errWouldWait && o.a == nil },
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				b := NewAuthBackoff(2, time.Minute, time.Second, time.Minute)
+				a1, err1 := b.Reserve(t.Context(), loginCA)
+				a2, err2 := b.Reserve(t.Context(), loginCA)
+				if err1 != nil || err2 != nil {
+					t.Fatal(err1, err2)
+				}
+				ctx, cancel := context.WithCancelCause(t.Context())
+				done := make(chan outcome, 1)
+				go func() {
+					a, err := b.Reserve(ctx, loginCA)
+					done <- outcome{a, err}
+				}()
+				synctest.Wait()
+				select {
+				case o := <-done:
+					t.Fatalf("third Reserve returned %v, %v while two attempts were in flight; want it waiting", o.a, o.err)
+				default:
+				}
+				tt.end(a1, a2, cancel)
+				o := <-done
+				if !tt.want(o) {
+					t.Errorf("third Reserve = %v, %v", o.a, o.err)
+				}
+			})
+		})
+	}
+}
+
 // TestAuthBackoffSuccessProvesOnlyItsPair checks that a success forgets the
 // failures of its own client on its own account, and nothing else.
 func TestAuthBackoffSuccessProvesOnlyItsPair(t *testing.T) {
 	fail := func(l Login) backoffStep { return backoffStep{op: "fail", login: l} }
 	ok := func(l Login) backoffStep { return backoffStep{op: "ok", login: l} }
-	check := func(l Login, want *LoginRefusedError) backoffStep {
+	check := func(l Login, want error) backoffStep {
 		return backoffStep{op: "check", login: l, want: want}
 	}
 	own := Login{Client: "c", Account: "own@mine:22"}
@@ -434,8 +504,6 @@ func TestLoginRefusedErrorText(t *testing.T) {
 	}{
 		{LoginRefusedError{RetryAfter: 30 * time.Second}, "too many failed logins from your address; try again in 30 s"},
 		{LoginRefusedError{Account: true, RetryAfter: 1500 * time.Millisecond}, "too many failed logins for this user on this host; try again in 2 s"},
-		{LoginRefusedError{}, "too many logins in progress from your address; try again in a few seconds"},
-		{LoginRefusedError{Account: true}, "too many logins in progress for this user on this host; try again in a few seconds"},
 	}
 	for _, tt := range tests {
 		if got := tt.err.Error(); got != tt.want {

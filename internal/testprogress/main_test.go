@@ -46,20 +46,24 @@ const run = `{"Time":"2026-12-02T17:00:00Z","Action":"start","Package":"example.
 {"Time":"2026-12-02T17:00:47Z","Action":"fail","Package":"example.com/m/c","Elapsed":0,"FailedBuild":"example.com/m/c [example.com/m/c.test]"}
 `
 
+var start = time.Date(2026, 12, 2, 17, 0, 0, 0, time.UTC)
+
+// feed hands p the events of run from line from to line to.
+func feed(t *testing.T, p *progress, from, to int) {
+	t.Helper()
+	lines := strings.SplitAfter(run, "\n")
+	if err := p.read(strings.NewReader(strings.Join(lines[from:min(to, len(lines))], ""))); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestProgress(t *testing.T) {
-	start := time.Date(2026, 12, 2, 17, 0, 0, 0, time.UTC)
 	var out bytes.Buffer
 	p := newProgress(&out, "example.com/m/", start)
-	lines := strings.SplitAfter(run, "\n")
-	// The first 8 events, then 31 s of silence while TestSlow runs.
-	if err := p.read(strings.NewReader(strings.Join(lines[:8], ""))); err != nil {
-		t.Fatal(err)
-	}
+	feed(t, p, 0, 8)                    // then 31 s of silence while TestSlow runs
 	p.tick(start.Add(10 * time.Second)) // too soon for a heartbeat
 	p.tick(start.Add(31 * time.Second))
-	if err := p.read(strings.NewReader(strings.Join(lines[8:], ""))); err != nil {
-		t.Fatal(err)
-	}
+	feed(t, p, 8, 100)
 	if ok := p.finish(start.Add(47 * time.Second)); ok {
 		t.Error("finish: got true, want false (two packages failed)")
 	}
@@ -89,26 +93,18 @@ c/c.go:2:23: invalid operation
 }
 
 func TestProgressAllPass(t *testing.T) {
-	start := time.Date(2026, 12, 2, 17, 0, 0, 0, time.UTC)
 	var out bytes.Buffer
 	p := newProgress(&out, "example.com/m/", start)
-	lines := strings.SplitAfter(run, "\n")
-	if err := p.read(strings.NewReader(strings.Join(lines[:13], ""))); err != nil {
-		t.Fatal(err)
-	}
+	feed(t, p, 0, 13)
 	if !p.finish(start.Add(46 * time.Second)) {
 		t.Errorf("finish: got false, want true\n%s", out.String())
 	}
 }
 
 func TestUnfinishedPackageFails(t *testing.T) {
-	start := time.Date(2026, 12, 2, 17, 0, 0, 0, time.UTC)
 	var out bytes.Buffer
 	p := newProgress(&out, "example.com/m/", start)
-	lines := strings.SplitAfter(run, "\n")
-	if err := p.read(strings.NewReader(strings.Join(lines[:8], ""))); err != nil {
-		t.Fatal(err)
-	}
+	feed(t, p, 0, 8)
 	if p.finish(start.Add(time.Minute)) {
 		t.Error("finish: got true for a package that never ended, want false")
 	}

@@ -93,12 +93,3 @@ func TestDockerfile(t *testing.T) {
 		}
 	}
 }
-
-func readFile(t *testing.T, name string) string {
-	t.Helper()
-	b, err := os.ReadFile(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}

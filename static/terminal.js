@@ -1,6 +1,6 @@
 // terminal.js drives the alfresco-ssh terminal page: an xterm.js terminal
 // talking to the gateway over Socket.IO (namespace /ssh). The wire contract is
-// shared/PROTOCOL.md. Plain browser JS, no build step; the vendored UMD
+// ../PROTOCOL.md. Plain browser JS, no build step; the vendored UMD
 // bundles loaded before this file provide the globals Terminal, FitAddon,
 // WebLinksAddon, SearchAddon, Unicode11Addon and io.
 (function () {

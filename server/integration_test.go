@@ -404,13 +404,16 @@ func TestSessionLargePaste(t *testing.T) {
 
 // TestSessionFloodIsolation runs a session that floods output while another
 // session echoes: the echo must keep working, and when the flooding client
-// leaves its SSH session must end.
+// leaves (without ending its shell) its SSH session must end.
 func TestSessionFloodIsolation(t *testing.T) {
 	sshd := sshdtest.Start(t)
 	g := startGateway(t, Config{})
-	flooding := startClient(t, scenario{URL: g.url, Transports: []string{"websocket"}, WaitReady: waitReady, WaitEnd: true, TimeoutMs: 60000,
+	// No exit and no WaitEnd: the client leaves after the flood, its shell
+	// still running. (The marker is computed, so that the echo of the
+	// command line does not match it.)
+	flooding := startClient(t, scenario{URL: g.url, Transports: []string{"websocket"}, WaitReady: waitReady, TimeoutMs: 60000,
 		Start: map[string]any{"credentials_uuid": g.create(t, passwordLogin(sshd))},
-		Steps: []step{{Expect: prompt}, {Send: "timeout 4 yes flood; echo FLOOD-DONE\n"}, {Expect: "FLOOD-DONE\r\n", TimeoutMs: 50000}, {Send: "exit\n"}}})
+		Steps: []step{{Expect: prompt}, {Send: "timeout 4 yes flood; echo FLOOD-$((6*7))\n"}, {Expect: "FLOOD-42\r\n", TimeoutMs: 50000}}})
 	var steps []step
 	for i := range 20 {
 		steps = append(steps, echoSteps(fmt.Sprint(i))...)
@@ -427,6 +430,14 @@ func TestSessionFloodIsolation(t *testing.T) {
 	}
 	if !strings.Contains(flood.Output, "flood\r\nflood\r\n") {
 		t.Error("flood session printed no flood")
+	}
+	// Both SSH sessions are gone: the echo's shell exited, the flooder's
+	// was closed by the gateway when its client left.
+	if err := sshd.WaitNoChildren(10 * time.Second); err != nil {
+		t.Errorf("after the flooding client left: %v", err)
+	}
+	if !strings.Contains(g.logs.String(), `reason="client disconnected"`) {
+		t.Error("got no terminal ended for a client that left, want the flooder's")
 	}
 }
 

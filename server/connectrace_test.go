@@ -256,21 +256,11 @@ func upgradeStorm(ctx context.Context, base string, n int) error {
 		return err
 	}
 	p := c.(*pollingEngine)
-	wsURL := "ws" + strings.TrimPrefix(strings.Replace(p.url, "transport=polling", "transport=websocket", 1), "http")
-	ws, _, err := websocket.DefaultDialer.DialContext(ctx, wsURL, nil)
+	ws, err := probeWebsocket(ctx, p)
 	if err != nil {
 		return err
 	}
 	defer ws.Close()
-	if deadline, ok := ctx.Deadline(); ok {
-		ws.SetReadDeadline(deadline)
-	}
-	if err := ws.WriteMessage(websocket.TextMessage, []byte("2probe")); err != nil {
-		return err
-	}
-	if _, b, err := ws.ReadMessage(); err != nil || string(b) != "3probe" {
-		return fmt.Errorf("probe: got %q, %v", b, err)
-	}
 	// One POST at a time: the pings' answers and the CONNECTs.
 	var posting sync.Mutex
 	post := func(packets ...string) error {
@@ -339,12 +329,40 @@ func upgradeStorm(ctx context.Context, base string, n int) error {
 	}
 }
 
+// probeWebsocket opens the websocket that upgrades p and probes it, as a
+// client does before it stops polling.
+func probeWebsocket(ctx context.Context, p *pollingEngine) (*websocket.Conn, error) {
+	wsURL := "ws" + strings.TrimPrefix(strings.Replace(p.url, "transport=polling", "transport=websocket", 1), "http")
+	ws, _, err := websocket.DefaultDialer.DialContext(ctx, wsURL, nil)
+	if err != nil {
+		return nil, err
+	}
+	if deadline, ok := ctx.Deadline(); ok {
+		ws.SetReadDeadline(deadline)
+	}
+	if err := ws.WriteMessage(websocket.TextMessage, []byte("2probe")); err != nil {
+		ws.Close()
+		return nil, err
+	}
+	if _, b, err := ws.ReadMessage(); err != nil || string(b) != "3probe" {
+		ws.Close()
+		return nil, fmt.Errorf("probe: got %q, %v", b, err)
+	}
+	return ws, nil
+}
+
 // TestUpgradeRace counts the polling connections the server drops while
 // they upgrade to websocket (see serialPolling). Before serialPolling,
 // about 1 connection in 20 failed here.
 func TestUpgradeRace(t *testing.T) {
 	g := startGateway(t, Config{})
-	const conns, trips = 40, 60
+	runConns(t, 40, func(ctx context.Context) error { return upgradeStorm(ctx, g.url, 60) })
+}
+
+// runConns runs conns connections at once, each with 30 s to finish, and
+// fails the test if any returns an error.
+func runConns(t *testing.T, conns int, run func(context.Context) error) {
+	t.Helper()
 	var (
 		mu     sync.Mutex
 		failed []string
@@ -354,7 +372,7 @@ func TestUpgradeRace(t *testing.T) {
 		wg.Go(func() {
 			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 			defer cancel()
-			if err := upgradeStorm(ctx, g.url, trips); err != nil {
+			if err := run(ctx); err != nil {
 				mu.Lock()
 				failed = append(failed, err.Error())
 				mu.Unlock()

@@ -251,27 +251,7 @@ func TestUpgradeOrder(t *testing.T) {
 			}
 		})
 	})
-	const conns, n = 20, 120
-	var (
-		mu     sync.Mutex
-		failed []string
-		wg     sync.WaitGroup
-	)
-	for range conns {
-		wg.Go(func() {
-			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-			defer cancel()
-			if err := upgradeInOrder(ctx, g.url, n); err != nil {
-				mu.Lock()
-				failed = append(failed, err.Error())
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	if len(failed) > 0 {
-		t.Errorf("got %d of %d connections failed, want 0; first: %s", len(failed), conns, failed[0])
-	}
+	runConns(t, 20, func(ctx context.Context) error { return upgradeInOrder(ctx, g.url, 120) })
 	steps.Range(func(step, _ any) bool {
 		t.Errorf("the Socket.IO library changed: it is no longer true that %s; see serialPolling", step)
 		return true
@@ -362,20 +342,14 @@ func upgradeInOrder(ctx context.Context, base string, n int) error {
 	case <-ctx.Done():
 		return fmt.Errorf("before the upgrade: %w", ctx.Err())
 	}
-	wsURL := "ws" + strings.TrimPrefix(strings.Replace(p.url, "transport=polling", "transport=websocket", 1), "http")
-	if ws, _, err = websocket.DefaultDialer.DialContext(ctx, wsURL, nil); err != nil {
+	probed, err := probeWebsocket(ctx, p)
+	if err != nil {
 		return err
 	}
-	defer ws.Close()
-	if deadline, ok := ctx.Deadline(); ok {
-		ws.SetReadDeadline(deadline)
-	}
-	if err := ws.WriteMessage(websocket.TextMessage, []byte("2probe")); err != nil {
-		return err
-	}
-	if _, b, err := ws.ReadMessage(); err != nil || string(b) != "3probe" {
-		return fmt.Errorf("probe: got %q, %v", b, err)
-	}
+	defer probed.Close()
+	sending.Lock()
+	ws = probed
+	sending.Unlock()
 	// Pause: the last long-poll ends with what the server has, or with
 	// the NOOP of its upgrade check.
 	close(pause)

@@ -13,8 +13,9 @@ import (
 )
 
 // serialPolling works around races in the Engine.IO server library's
-// long-polling transport (engine v3.0.6; TestSocketIOInternals checks what
-// this relies on). The library answers a pending long-poll from several
+// long-polling transport (engine v3.0.6; TestSocketIOInternals,
+// TestSerialPolling and TestUpgradeOrder fail if what this relies on
+// changes). The library answers a pending long-poll from several
 // goroutines without one lock: its socket's flush; the NOOP that its
 // upgrade check writes every 100 ms, on a goroutine of its own per tick
 // (socket.go MaybeUpgrade's check), so that an upgrading client can finish
@@ -31,9 +32,10 @@ import (
 //     them, in order. A NOOP that finds no pending long-poll, or payloads
 //     waiting, is dropped: its only purpose is to end a pending long-poll.
 //   - The transport calls DoClose and OnData through its prototype, which
-//     is serialPolling, so the close-time writes happen only in DoClose
-//     and onClientClose, which stop serialPolling's own writes first and
-//     put the payloads still waiting ahead of the CLOSE.
+//     is serialPolling, so its close-time writes happen only from DoClose
+//     and from OnData's handling of a client's CLOSE, which stop
+//     serialPolling's own writes first; DoClose puts the payloads still
+//     waiting ahead of the CLOSE.
 //
 // And it keeps the connection's packets in order across an upgrade to
 // websocket: the payloads still waiting go to the new transport before

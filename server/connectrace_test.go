@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -249,8 +250,10 @@ func TestConnectRace(t *testing.T) {
 // always pending, and POSTs CONNECTs to an unknown namespace, which the
 // server answers at once: its replies race with the NOOPs it writes every
 // 100 ms to end the long-poll for the upgrade. It returns nil if the
-// connection survived n round trips and then upgraded.
-func upgradeStorm(ctx context.Context, base string, n int) error {
+// connection survived n round trips, or as many as it could make in half
+// the server's upgrade timeout (after which the server gives up on the
+// upgrade), and then upgraded.
+func upgradeStorm(ctx context.Context, base string, n int, upgradeTimeout time.Duration) error {
 	c, err := dialPolling(ctx, base)
 	if err != nil {
 		return err
@@ -261,6 +264,7 @@ func upgradeStorm(ctx context.Context, base string, n int) error {
 		return err
 	}
 	defer ws.Close()
+	finishBy := time.Now().Add(upgradeTimeout / 2)
 	// One POST at a time: the pings' answers and the CONNECTs.
 	var posting sync.Mutex
 	post := func(packets ...string) error {
@@ -268,11 +272,21 @@ func upgradeStorm(ctx context.Context, base string, n int) error {
 		defer posting.Unlock()
 		return p.send(packets...)
 	}
+	var sent atomic.Int32
+	allSent := make(chan struct{})
 	replies := make(chan error, 1)
 	go func() {
 		got := 0
-		for got < n {
-			packets, err := p.recv()
+		for {
+			select {
+			case <-allSent:
+				if int32(got) >= sent.Load() {
+					replies <- nil
+					return
+				}
+			default:
+			}
+			packets, err := p.recv() // the upgrade's NOOPs end it at the latest
 			if err != nil {
 				replies <- fmt.Errorf("after %d replies: %w (%w)", got, errEngineClosed, err)
 				return
@@ -293,13 +307,14 @@ func upgradeStorm(ctx context.Context, base string, n int) error {
 				}
 			}
 		}
-		replies <- nil
 	}()
 	for range n {
-		if err := post("40/nope,"); err != nil {
-			break // the reader reports why
+		if time.Now().After(finishBy) || post("40/nope,") != nil {
+			break // the reader reports an error
 		}
+		sent.Add(1)
 	}
+	close(allSent)
 	if err := <-replies; err != nil {
 		return err
 	}
@@ -356,7 +371,8 @@ func probeWebsocket(ctx context.Context, p *pollingEngine) (*websocket.Conn, err
 // about 1 connection in 20 failed here.
 func TestUpgradeRace(t *testing.T) {
 	g := startGateway(t, Config{})
-	runConns(t, 40, func(ctx context.Context) error { return upgradeStorm(ctx, g.url, 60) })
+	timeout := g.srv.io.Engine().Opts().UpgradeTimeout()
+	runConns(t, 40, func(ctx context.Context) error { return upgradeStorm(ctx, g.url, 60, timeout) })
 }
 
 // runConns runs conns connections at once, each with 30 s to finish, and

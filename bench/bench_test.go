@@ -12,12 +12,15 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"go.uber.org/goleak"
+
 	"github.com/alfresco-ssh/alfresco-ssh/internal/sshdtest"
 	"github.com/alfresco-ssh/alfresco-ssh/internal/testdeps"
 )
 
 // TestMain lets the test binary play the bench's child processes, which
-// re-execute the running binary.
+// re-execute the running binary; as the test, it fails when the tests
+// leave goroutines behind.
 func TestMain(m *testing.M) {
 	if cc := os.Getenv(childEnv); cc != "" {
 		os.Exit(gatewayMain(cc))
@@ -25,7 +28,9 @@ func TestMain(m *testing.M) {
 	if fc := os.Getenv(floodEnv); fc != "" {
 		os.Exit(floodMain(fc))
 	}
-	os.Exit(testdeps.Main(m).Run())
+	// The Go Socket.IO client starts a network monitor for the whole
+	// process when it is loaded.
+	goleak.VerifyTestMain(testdeps.Main(m), goleak.IgnoreCurrent())
 }
 
 // TestQuick runs the whole bench once at its smallest sizes, so that it

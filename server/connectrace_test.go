@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -238,9 +239,9 @@ func TestConnectRace(t *testing.T) {
 		return len(g.srv.terminals) == 0
 	})
 	waitFor(t, "no connection left in the gate", func() bool {
-		g.srv.gate.mu.Lock()
-		defer g.srv.gate.mu.Unlock()
-		return len(g.srv.gate.pending) == 0
+		left := 0
+		g.srv.gate.conns.Range(func(any, any) bool { left++; return true })
+		return left == 0
 	})
 }
 
@@ -249,33 +250,43 @@ func TestConnectRace(t *testing.T) {
 // always pending, and POSTs CONNECTs to an unknown namespace, which the
 // server answers at once: its replies race with the NOOPs it writes every
 // 100 ms to end the long-poll for the upgrade. It returns nil if the
-// connection survived n round trips and then upgraded.
-func upgradeStorm(ctx context.Context, base string, n int) error {
+// connection survived n round trips, or as many as it could make in half
+// the server's upgrade timeout (after which the server gives up on the
+// upgrade), and then upgraded.
+func upgradeStorm(ctx context.Context, base string, n int, upgradeTimeout time.Duration) error {
 	c, err := dialPolling(ctx, base)
 	if err != nil {
 		return err
 	}
 	p := c.(*pollingEngine)
-	wsURL := "ws" + strings.TrimPrefix(strings.Replace(p.url, "transport=polling", "transport=websocket", 1), "http")
-	ws, _, err := websocket.DefaultDialer.DialContext(ctx, wsURL, nil)
+	ws, err := probeWebsocket(ctx, p)
 	if err != nil {
 		return err
 	}
 	defer ws.Close()
-	if deadline, ok := ctx.Deadline(); ok {
-		ws.SetReadDeadline(deadline)
+	finishBy := time.Now().Add(upgradeTimeout / 2)
+	// One POST at a time: the pings' answers and the CONNECTs.
+	var posting sync.Mutex
+	post := func(packets ...string) error {
+		posting.Lock()
+		defer posting.Unlock()
+		return p.send(packets...)
 	}
-	if err := ws.WriteMessage(websocket.TextMessage, []byte("2probe")); err != nil {
-		return err
-	}
-	if _, b, err := ws.ReadMessage(); err != nil || string(b) != "3probe" {
-		return fmt.Errorf("probe: got %q, %v", b, err)
-	}
+	var sent atomic.Int32
+	allSent := make(chan struct{})
 	replies := make(chan error, 1)
 	go func() {
 		got := 0
-		for got < n {
-			packets, err := p.recv()
+		for {
+			select {
+			case <-allSent:
+				if int32(got) >= sent.Load() {
+					replies <- nil
+					return
+				}
+			default:
+			}
+			packets, err := p.recv() // the upgrade's NOOPs end it at the latest
 			if err != nil {
 				replies <- fmt.Errorf("after %d replies: %w (%w)", got, errEngineClosed, err)
 				return
@@ -284,6 +295,11 @@ func upgradeStorm(ctx context.Context, base string, n int) error {
 				switch {
 				case strings.HasPrefix(pk, "44/nope,"):
 					got++
+				case pk == "2":
+					if err := post("3"); err != nil {
+						replies <- fmt.Errorf("after %d replies: pong: %w", got, err)
+						return
+					}
 				case pk == "6":
 				default:
 					replies <- fmt.Errorf("after %d replies: got %q: %w", got, pk, errEngineClosed)
@@ -291,13 +307,14 @@ func upgradeStorm(ctx context.Context, base string, n int) error {
 				}
 			}
 		}
-		replies <- nil
 	}()
 	for range n {
-		if err := p.send("40/nope,"); err != nil {
-			break // the reader reports why
+		if time.Now().After(finishBy) || post("40/nope,") != nil {
+			break // the reader reports an error
 		}
+		sent.Add(1)
 	}
+	close(allSent)
 	if err := <-replies; err != nil {
 		return err
 	}
@@ -312,13 +329,41 @@ func upgradeStorm(ctx context.Context, base string, n int) error {
 		if err != nil {
 			return fmt.Errorf("after the upgrade: %w (%w)", errEngineClosed, err)
 		}
-		if strings.HasPrefix(string(b), "44/nope,") {
-			return nil
-		}
-		if string(b) != "6" {
+		switch string(b) {
+		case "6":
+		case "2":
+			if err := ws.WriteMessage(websocket.TextMessage, []byte("3")); err != nil {
+				return fmt.Errorf("after the upgrade: pong: %w", err)
+			}
+		default:
+			if strings.HasPrefix(string(b), "44/nope,") {
+				return nil
+			}
 			return fmt.Errorf("after the upgrade: got %q", b)
 		}
 	}
+}
+
+// probeWebsocket opens the websocket that upgrades p and probes it, as a
+// client does before it stops polling.
+func probeWebsocket(ctx context.Context, p *pollingEngine) (*websocket.Conn, error) {
+	wsURL := "ws" + strings.TrimPrefix(strings.Replace(p.url, "transport=polling", "transport=websocket", 1), "http")
+	ws, _, err := websocket.DefaultDialer.DialContext(ctx, wsURL, nil)
+	if err != nil {
+		return nil, err
+	}
+	if deadline, ok := ctx.Deadline(); ok {
+		ws.SetReadDeadline(deadline)
+	}
+	if err := ws.WriteMessage(websocket.TextMessage, []byte("2probe")); err != nil {
+		ws.Close()
+		return nil, err
+	}
+	if _, b, err := ws.ReadMessage(); err != nil || string(b) != "3probe" {
+		ws.Close()
+		return nil, fmt.Errorf("probe: got %q, %v", b, err)
+	}
+	return ws, nil
 }
 
 // TestUpgradeRace counts the polling connections the server drops while
@@ -326,7 +371,14 @@ func upgradeStorm(ctx context.Context, base string, n int) error {
 // about 1 connection in 20 failed here.
 func TestUpgradeRace(t *testing.T) {
 	g := startGateway(t, Config{})
-	const conns, trips = 40, 60
+	timeout := g.srv.io.Engine().Opts().UpgradeTimeout()
+	runConns(t, 40, func(ctx context.Context) error { return upgradeStorm(ctx, g.url, 60, timeout) })
+}
+
+// runConns runs conns connections at once, each with 30 s to finish, and
+// fails the test if any returns an error.
+func runConns(t *testing.T, conns int, run func(context.Context) error) {
+	t.Helper()
 	var (
 		mu     sync.Mutex
 		failed []string
@@ -336,7 +388,7 @@ func TestUpgradeRace(t *testing.T) {
 		wg.Go(func() {
 			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 			defer cancel()
-			if err := upgradeStorm(ctx, g.url, trips); err != nil {
+			if err := run(ctx); err != nil {
 				mu.Lock()
 				failed = append(failed, err.Error())
 				mu.Unlock()

@@ -14,7 +14,9 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/alfresco-ssh/alfresco-ssh/internal/nodns"
 	"github.com/alfresco-ssh/alfresco-ssh/internal/sshdtest"
+	"github.com/alfresco-ssh/alfresco-ssh/policy"
 	"github.com/alfresco-ssh/alfresco-ssh/sshbridge"
 )
 
@@ -114,8 +116,13 @@ func TestSessionKeys(t *testing.T) {
 
 func TestSessionFailures(t *testing.T) {
 	sshd := sshdtest.Start(t)
-	g := startGateway(t, Config{SSH: sshbridge.Config{Timeout: time.Second}})
+	g := startGateway(t, Config{})
 	short := startGateway(t, Config{CredentialsTTL: 200 * time.Millisecond})
+	quick := startGateway(t, Config{SSH: sshbridge.Config{Timeout: time.Second}})
+	// A machine whose DNS server does not answer: the lookup runs out of
+	// time, which is still "host not found", not "timed out".
+	noDNS := startGateway(t, Config{SSH: sshbridge.Config{Timeout: time.Second},
+		Targets: policy.NewTargetPolicy(nil, nil, nodns.Silent(t))})
 
 	wrong := passwordLogin(sshd)
 	wrong["password"] = "wrong-" + sshd.Password
@@ -130,6 +137,7 @@ func TestSessionFailures(t *testing.T) {
 	waitFor(t, "credentials to expire", func() bool { return !short.srv.store.Has(expired) })
 
 	refused := map[string]any{"hostname": "127.0.0.1", "port": closedPort(t), "username": "u", "password": "p"}
+	nowhere := map[string]any{"hostname": "no-such-host.invalid", "username": "u", "password": "p"} // RFC 2606
 	fresh := func(body map[string]any) func() string { return func() string { return g.create(t, body) } }
 	same := func(id string) func() string { return func() string { return id } }
 	tests := []struct {
@@ -143,8 +151,11 @@ func TestSessionFailures(t *testing.T) {
 		{"reused", same(used), "unknown, expired or already used", nil},
 		{"expired", same(expired), "unknown, expired or already used", short},
 		{"refused", fresh(refused), "connection refused", nil},
-		{"timed out", fresh(map[string]any{"hostname": "127.0.0.1", "port": silentPort(t), "username": "u", "password": "p"}), "timed out", nil},
-		{"host not found", fresh(map[string]any{"hostname": "no-such-host.invalid", "username": "u", "password": "p"}), "host not found", nil},
+		{"timed out", func() string {
+			return quick.create(t, map[string]any{"hostname": "127.0.0.1", "port": silentPort(t), "username": "u", "password": "p"})
+		}, "timed out", quick},
+		{"host not found", fresh(nowhere), "host not found", nil},
+		{"host not found without DNS", func() string { return noDNS.create(t, nowhere) }, "host not found", noDNS},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -393,13 +404,16 @@ func TestSessionLargePaste(t *testing.T) {
 
 // TestSessionFloodIsolation runs a session that floods output while another
 // session echoes: the echo must keep working, and when the flooding client
-// leaves its SSH session must end.
+// leaves (without ending its shell) its SSH session must end.
 func TestSessionFloodIsolation(t *testing.T) {
 	sshd := sshdtest.Start(t)
 	g := startGateway(t, Config{})
-	flooding := startClient(t, scenario{URL: g.url, Transports: []string{"websocket"}, WaitReady: waitReady, WaitEnd: true, TimeoutMs: 60000,
+	// No exit and no WaitEnd: the client leaves after the flood, its shell
+	// still running. (The marker is computed, so that the echo of the
+	// command line does not match it.)
+	flooding := startClient(t, scenario{URL: g.url, Transports: []string{"websocket"}, WaitReady: waitReady, TimeoutMs: 60000,
 		Start: map[string]any{"credentials_uuid": g.create(t, passwordLogin(sshd))},
-		Steps: []step{{Expect: prompt}, {Send: "timeout 4 yes flood; echo FLOOD-DONE\n"}, {Expect: "FLOOD-DONE\r\n", TimeoutMs: 50000}, {Send: "exit\n"}}})
+		Steps: []step{{Expect: prompt}, {Send: "timeout 4 yes flood; echo FLOOD-$((6*7))\n"}, {Expect: "FLOOD-42\r\n", TimeoutMs: 50000}}})
 	var steps []step
 	for i := range 20 {
 		steps = append(steps, echoSteps(fmt.Sprint(i))...)
@@ -416,6 +430,14 @@ func TestSessionFloodIsolation(t *testing.T) {
 	}
 	if !strings.Contains(flood.Output, "flood\r\nflood\r\n") {
 		t.Error("flood session printed no flood")
+	}
+	// Both SSH sessions are gone: the echo's shell exited, the flooder's
+	// was closed by the gateway when its client left.
+	if err := sshd.WaitNoChildren(10 * time.Second); err != nil {
+		t.Errorf("after the flooding client left: %v", err)
+	}
+	if !strings.Contains(g.logs.String(), `reason="client disconnected"`) {
+		t.Error("got no terminal ended for a client that left, want the flooder's")
 	}
 }
 

@@ -197,7 +197,6 @@ func New(cfg Config) (*Server, error) {
 		store:     store,
 		page:      pg,
 		terminals: make(map[*terminal]struct{}),
-		gate:      connectGate{pending: make(map[string]chan struct{})},
 		limits:    newLimits(cfg),
 	}
 	if cfg.TLSCertFile != "" || cfg.TLSKeyFile != "" {

@@ -201,15 +201,15 @@ func answerOnce(password func() string) ssh.KeyboardInteractiveChallenge {
 func classifyNetErr(ctx context.Context, err error) error {
 	var dnsErr *net.DNSError
 	switch {
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(ctx.Err(), context.DeadlineExceeded):
-		return ErrTimeout
 	case errors.Is(err, context.Canceled):
 		return err
 	case errors.As(err, &dnsErr):
-		if dnsErr.IsTimeout {
-			return ErrTimeout
-		}
+		// The name has no address: none exists, or no DNS server answered
+		// in time (a machine without DNS); either way there is no host to
+		// try, which "timed out" would not say.
 		return ErrHostNotFound
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return ErrTimeout
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return ErrRefused
 	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH),

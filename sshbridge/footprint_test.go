@@ -89,11 +89,25 @@ func openIdle(t *testing.T, n int, cfg sshbridge.Config, target sshbridge.Target
 	return sessions
 }
 
-// footprint is what idle sessions cost, per session.
+// footprint is what footprintSessions idle sessions cost in all. The
+// goroutines are compared in all, not per session, where an integer
+// division would hide up to footprintSessions-1 of them.
 type footprint struct {
 	goroutines int   // all new goroutines of the process
 	bridge     int   // those labelled bridgeLabel
 	heap       int64 // bytes of live heap
+}
+
+func perSession(n int) float64 { return float64(n) / footprintSessions }
+
+// checkGoroutines fails the test if n goroutines are more than
+// maxGoroutinesPerSession for each of the footprintSessions sessions.
+func checkGoroutines(t *testing.T, n int) {
+	t.Helper()
+	if n > maxGoroutinesPerSession*footprintSessions {
+		t.Errorf("goroutines of %d idle sessions: got %d (%.2f each), want at most %d each",
+			footprintSessions, n, perSession(n), maxGoroutinesPerSession)
+	}
 }
 
 // measureIdle opens footprintSessions idle sessions and measures them, then
@@ -112,9 +126,9 @@ func measureIdle(t *testing.T, cfg sshbridge.Config, target sshbridge.Target, op
 	sessions := openIdle(t, footprintSessions, cfg, target, opened)
 	heapAfter := liveHeap()
 	f := footprint{
-		goroutines: (runtime.NumGoroutine() - goroutines) / footprintSessions,
-		bridge:     labelledGoroutines(t) / footprintSessions,
-		heap:       (int64(heapAfter) - int64(heap)) / footprintSessions,
+		goroutines: runtime.NumGoroutine() - goroutines,
+		bridge:     labelledGoroutines(t),
+		heap:       int64(heapAfter) - int64(heap),
 	}
 	for _, s := range sessions {
 		s.Close()
@@ -130,11 +144,9 @@ func TestSessionFootprint(t *testing.T) {
 	srv, target := passwordServer(t)
 	// The server queues each pty-req for the test: take it.
 	f := measureIdle(t, sshbridge.Config{Timeout: waitTimeout}, target, func() { srv.nextEvent(t) })
-	t.Logf("per idle session: %d bridge goroutines (%d with the in-process server's); "+
-		"heap %d bytes (both sides)", f.bridge, f.goroutines, f.heap)
-	if f.bridge > maxGoroutinesPerSession {
-		t.Errorf("goroutines per idle session: got %d, want at most %d", f.bridge, maxGoroutinesPerSession)
-	}
+	t.Logf("per idle session: %.2f bridge goroutines (%.2f with the in-process server's); "+
+		"heap %d bytes (both sides)", perSession(f.bridge), perSession(f.goroutines), f.heap/footprintSessions)
+	checkGoroutines(t, f.bridge)
 }
 
 // TestSessionFootprintSSHD measures an idle Session against a real sshd,
@@ -158,10 +170,8 @@ func TestSessionFootprintSSHD(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			f := measureIdle(t, sshbridge.Config{Timeout: waitTimeout}, tt.target, nil)
-			t.Logf("per idle session: %d goroutines, heap %d bytes", f.goroutines, f.heap)
-			if f.goroutines > maxGoroutinesPerSession {
-				t.Errorf("goroutines per idle session: got %d, want at most %d", f.goroutines, maxGoroutinesPerSession)
-			}
+			t.Logf("per idle session: %.2f goroutines, heap %d bytes", perSession(f.goroutines), f.heap/footprintSessions)
+			checkGoroutines(t, f.goroutines)
 		})
 	}
 }

@@ -1,12 +1,15 @@
 package sshdtest
 
 import (
-	"os"
 	"testing"
+
+	"go.uber.org/goleak"
 
 	"github.com/alfresco-ssh/alfresco-ssh/internal/testdeps"
 )
 
+// TestMain fails when the tests leave goroutines behind: a Server's
+// cleanup must stop everything it started.
 func TestMain(m *testing.M) {
-	os.Exit(testdeps.Main(m).Run())
+	goleak.VerifyTestMain(testdeps.Main(m))
 }

@@ -3,9 +3,9 @@
 // the Socket.IO namespace /ssh that drives terminals.
 //
 // Concurrency: a Server is safe for concurrent use. Each Socket.IO socket
-// owns at most one terminal; a terminal's SSH session runs on one goroutine
-// (plus one draining standard error) that ends when the shell ends, the
-// client goes away, or Shutdown is called. Shutdown waits for all of them.
+// owns one terminal (package terminal), whose goroutines end when the
+// shell ends, the client goes away, or Shutdown is called. Shutdown waits
+// for all of them.
 package server
 
 import (
@@ -18,7 +18,6 @@ import (
 	"net/http"
 	"net/netip"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -27,6 +26,7 @@ import (
 	"github.com/alfresco-ssh/alfresco-ssh/credstore"
 	"github.com/alfresco-ssh/alfresco-ssh/policy"
 	"github.com/alfresco-ssh/alfresco-ssh/sshbridge"
+	"github.com/alfresco-ssh/alfresco-ssh/terminal"
 )
 
 // Config configures a Server. Zero values take the defaults noted.
@@ -141,15 +141,12 @@ type Server struct {
 
 	creates  *policy.RateLimiter
 	authFail *policy.AuthBackoff
-	sessions *policy.SessionCounter
+	terms    *terminal.Manager
 	certs    *certReloader
-	output   atomic.Uint64 // bytes of terminal output relayed
 	gate     connectGate
 
-	mu        sync.Mutex
-	closing   bool
-	terminals map[*terminal]struct{}
-	running   sync.WaitGroup // terminal session goroutines
+	mu      sync.Mutex
+	closing bool
 }
 
 // New builds a Server from cfg.
@@ -171,16 +168,25 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		cfg:       cfg,
-		log:       cfg.Logger,
-		store:     store,
-		page:      pg,
-		terminals: make(map[*terminal]struct{}),
-		gate:      connectGate{pending: make(map[string]chan struct{})},
-		creates:   policy.NewRateLimiter(cfg.CreatesPerMinute, time.Minute),
-		authFail:  policy.NewAuthBackoff(cfg.AuthFailures, 10*time.Minute, 30*time.Second, 15*time.Minute),
-		sessions:  policy.NewSessionCounter(cfg.MaxSessions, cfg.MaxSessionsPerClient),
+		cfg:      cfg,
+		log:      cfg.Logger,
+		store:    store,
+		page:     pg,
+		gate:     connectGate{pending: make(map[string]chan struct{})},
+		creates:  policy.NewRateLimiter(cfg.CreatesPerMinute, time.Minute),
+		authFail: policy.NewAuthBackoff(cfg.AuthFailures, 10*time.Minute, 30*time.Second, 15*time.Minute),
 	}
+	s.terms = terminal.NewManager(terminal.Config{
+		SSH:                cfg.SSH,
+		Credentials:        memoryCredentials{store},
+		Logins:             s.authFail,
+		Sessions:           policy.NewSessionCounter(cfg.MaxSessions, cfg.MaxSessionsPerClient),
+		IdleTimeout:        cfg.IdleTimeout,
+		MaxSessionDuration: cfg.MaxSessionDuration,
+		OutputHead:         outputHead,
+		OutputTail:         outputTail,
+		Logger:             cfg.Logger,
+	})
 	if cfg.TLSCertFile != "" || cfg.TLSKeyFile != "" {
 		if s.certs, err = newCertReloader(cfg.TLSCertFile, cfg.TLSKeyFile, cfg.Logger); err != nil {
 			return nil, err
@@ -222,7 +228,7 @@ func (s *Server) Serve(ln net.Listener) error {
 
 // OutputBytes returns how many bytes of terminal output the gateway has
 // relayed so far.
-func (s *Server) OutputBytes() uint64 { return s.output.Load() }
+func (s *Server) OutputBytes() uint64 { return s.terms.OutputBytes() }
 
 // Shutdown stops the gateway in order: refuse new Socket.IO connections,
 // tell every live terminal why and close its SSH session, wait for the
@@ -231,24 +237,8 @@ func (s *Server) OutputBytes() uint64 { return s.output.Load() }
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing = true
-	terms := make([]*terminal, 0, len(s.terminals))
-	for t := range s.terminals {
-		terms = append(terms, t)
-	}
 	s.mu.Unlock()
-
-	for _, t := range terms {
-		t.stop(errShutdown)
-	}
-	done := make(chan struct{})
-	go func() {
-		s.running.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-ctx.Done():
-	}
+	s.terms.Shutdown(ctx)
 	// Give browsers a moment to act on the DISCONNECT so they do not
 	// reconnect in a storm; then close what is left.
 	wait := time.NewTicker(10 * time.Millisecond)
@@ -271,39 +261,15 @@ waitClients:
 	return s.http.Shutdown(ctx)
 }
 
-// track registers a terminal for Shutdown; it reports false when the
-// server is shutting down.
-func (s *Server) track(t *terminal) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing {
-		return false
-	}
-	s.terminals[t] = struct{}{}
-	return true
-}
-
-func (s *Server) untrack(t *terminal) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.terminals, t)
-}
-
-// beginSession counts a starting SSH session for Shutdown to wait on; it
-// reports false when the server is shutting down. The caller calls
-// s.running.Done when the session has ended.
-func (s *Server) beginSession() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing {
-		return false
-	}
-	s.running.Add(1)
-	return true
-}
-
 func (s *Server) isClosing() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.closing
+}
+
+// memoryCredentials is the memory store as terminal.Credentials.
+type memoryCredentials struct{ store *credstore.Memory }
+
+func (c memoryCredentials) Take(_ context.Context, id string) (sshbridge.Target, error) {
+	return c.store.Take(id)
 }

@@ -158,7 +158,7 @@ func TestDialAuth(t *testing.T) {
 			if got := r.sess.Auth(); got != tt.wantAuth {
 				t.Errorf("Auth: got %q, want %q", got, tt.wantAuth)
 			}
-			if got, want := r.sess.HostKey(), ssh.FingerprintSHA256(srv.hostKey); got != want {
+			if got, want := r.sess.HostKey(), ssh.FingerprintSHA256(srv.HostKey()); got != want {
 				t.Errorf("HostKey: got %q, want %q", got, want)
 			}
 			checkShell(t, r.sess, sshbridge.DefaultWindowSize)
@@ -449,7 +449,7 @@ func TestOpenServe(t *testing.T) {
 	if _, err := sess.Write([]byte("probe\rsize\r")); err != nil {
 		t.Fatalf("Write: got error %v, want nil", err)
 	}
-	want := "probe\r\n" + probeWant + "\r\nsize\r\n24 80\r\n"
+	want := "probe\r\n" + lightssh.ProbeWant + "\r\nsize\r\n24 80\r\n"
 	if got := out.waitFor(t, "24 80\r\n"); got != want {
 		t.Errorf("output: got %q, want %q", got, want)
 	}

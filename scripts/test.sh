@@ -37,7 +37,7 @@ go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 # Each fuzz target briefly, beyond its seed corpus (which the test run
 # below replays too). Longer runs: go test -run '^$' -fuzz '^FuzzName$' -fuzztime 10m ./server/
 fuzztime=${FUZZTIME:-4s}
-for pkg in ./server ./sshbridge ./policy; do
+for pkg in ./server ./sshbridge ./policy ./terminal; do
 	for target in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz'); do
 		if ! out=$(go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "$pkg" 2>&1); then
 			echo "$out" >&2

@@ -89,6 +89,8 @@ type Config struct {
 	// means a strict policy for the embedded page and none for a custom
 	// template (a Flask page may load scripts from CDNs).
 	PageCSP string
+	// Observers are told about every terminal (metrics, audit).
+	Observers []terminal.Observer
 	// Logger receives the server's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -185,6 +187,7 @@ func New(cfg Config) (*Server, error) {
 		MaxSessionDuration: cfg.MaxSessionDuration,
 		OutputHead:         outputHead,
 		OutputTail:         outputTail,
+		Observers:          cfg.Observers,
 		Logger:             cfg.Logger,
 	})
 	if cfg.TLSCertFile != "" || cfg.TLSKeyFile != "" {
@@ -225,6 +228,9 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	return err
 }
+
+// Terminals returns the registry of the gateway's terminals.
+func (s *Server) Terminals() *terminal.Manager { return s.terms }
 
 // OutputBytes returns how many bytes of terminal output the gateway has
 // relayed so far.

@@ -95,6 +95,7 @@ type Terminal struct {
 	idle     *time.Timer
 	lifetime *time.Timer
 	served   bool // sshbridge.Serve has run
+	moveOn   bool // the owner continues on a fresh goroutine
 	resizer  *resizer
 }
 
@@ -132,12 +133,12 @@ func newTerminal(m *Manager, c Client, addr string, log *slog.Logger) *Terminal 
 		id:     randomID(),
 		client: c,
 		addr:   addr,
-		events: make(chan event, 4),
+		log:    log,
+		events: make(chan event, 1),
 		done:   make(chan struct{}),
 		gate:   make(chan struct{}, 1),
 		size:   sshbridge.DefaultWindowSize,
 	}
-	t.log = log.With("session", t.id)
 	t.written = t.releaseGate
 	return t
 }
@@ -215,9 +216,17 @@ func (t *Terminal) post(e event) bool {
 
 // run is the owner goroutine: it handles events until the terminal ends.
 // While the shell runs, sshbridge.Serve handles them, between answering
-// the SSH server.
+// the SSH server. Once the shell is up, the owner moves to a fresh
+// goroutine: getting there (logging, the connection-ready emit) grew its
+// stack, and the goroutines of a running terminal should hold small
+// stacks, as thousands of them wait.
 func (t *Terminal) run() {
 	for t.State() != Ended {
+		if t.moveOn {
+			t.moveOn = false
+			go t.run()
+			return
+		}
 		if sess := t.sess.Load(); sess != nil && !t.served {
 			t.served = true
 			sshbridge.Serve(sess, t.events, t.handle)
@@ -256,11 +265,11 @@ func (t *Terminal) start(id string) {
 		t.log.Debug("ignored second start-session")
 		return
 	}
+	t.setState(Starting)
 	if !t.m.mayStart() {
 		t.finish(ErrShutdown)
 		return
 	}
-	t.setState(Starting)
 	ctx, cancel := context.WithCancelCause(context.Background())
 	t.cancel = cancel
 	go t.dial(ctx, id, t.size)
@@ -384,24 +393,26 @@ func (t *Terminal) dialed(r *dialResult) {
 	t.release = r.release
 	t.log = r.log
 	md := r.meta
+	if r.err == nil {
+		if cause := context.Cause(r.ctx); cause != nil {
+			r.sess.Close()
+			r.err = cause
+		}
+	}
+	if r.err == nil {
+		md.auth, md.hostKey, md.started = r.sess.Auth(), r.sess.HostKey(), time.Now()
+	}
 	t.meta.Store(&md)
 	if r.err != nil {
 		t.finish(r.err)
 		return
 	}
-	if cause := context.Cause(r.ctx); cause != nil {
-		r.sess.Close()
-		t.finish(cause)
-		return
-	}
-	md.auth, md.hostKey, md.started = r.sess.Auth(), r.sess.HostKey(), time.Now()
-	t.meta.Store(&md)
 	t.sess.Store(r.sess)
 	t.setState(Running)
 	if t.size != r.size {
 		t.resize(t.size)
 	}
-	t.log.Info("terminal session started")
+	t.log.Info("terminal session started", "session", t.id)
 	var ready Ready
 	if t.m.cfg.FilesTokens {
 		ready.FilesToken = t.m.newFilesToken(t)
@@ -416,6 +427,7 @@ func (t *Terminal) dialed(r *dialResult) {
 		t.lifetime = time.AfterFunc(d, func() { t.Stop(ErrLifetime) })
 	}
 	t.pumps = 2
+	t.moveOn = true
 	go t.pump(r.ctx, r.sess, true)
 	go t.pump(r.ctx, r.sess.Stderr(), false)
 }
@@ -478,7 +490,7 @@ func (t *Terminal) finish(reason error) {
 		t.release()
 	}
 	t.m.forget(t)
-	t.log.Info("terminal ended", "reason", reason)
+	t.log.Info("terminal ended", "session", t.id, "reason", reason)
 	switch {
 	case was >= Running:
 		t.observe(Observer.Ended, classify(reason))
@@ -494,6 +506,7 @@ func (t *Terminal) finish(reason error) {
 // refuse ends a terminal that never ran (Open after Shutdown).
 func (t *Terminal) refuse(reason error) {
 	t.setState(Ended)
+	t.log.Info("terminal ended", "session", t.id, "reason", reason)
 	t.closeClient(reason)
 	close(t.done)
 }

@@ -143,6 +143,7 @@ type Server struct {
 
 	creates  *policy.RateLimiter
 	authFail *policy.AuthBackoff
+	sessions *policy.SessionCounter
 	terms    *terminal.Manager
 	certs    *certReloader
 	gate     connectGate
@@ -177,12 +178,12 @@ func New(cfg Config) (*Server, error) {
 		gate:     connectGate{pending: make(map[string]chan struct{})},
 		creates:  policy.NewRateLimiter(cfg.CreatesPerMinute, time.Minute),
 		authFail: policy.NewAuthBackoff(cfg.AuthFailures, 10*time.Minute, 30*time.Second, 15*time.Minute),
+		sessions: policy.NewSessionCounter(cfg.MaxSessions, cfg.MaxSessionsPerClient),
 	}
 	s.terms = terminal.NewManager(terminal.Config{
 		SSH:                cfg.SSH,
 		Credentials:        memoryCredentials{store},
-		Logins:             s.authFail,
-		Sessions:           policy.NewSessionCounter(cfg.MaxSessions, cfg.MaxSessionsPerClient),
+		Admit:              s.admitSession,
 		IdleTimeout:        cfg.IdleTimeout,
 		MaxSessionDuration: cfg.MaxSessionDuration,
 		OutputHead:         outputHead,

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"context"
+	"errors"
 	"sync/atomic"
 	"time"
 
@@ -9,6 +11,7 @@ import (
 	"github.com/zishang520/socket.io/servers/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
 
+	"github.com/alfresco-ssh/alfresco-ssh/sshbridge"
 	"github.com/alfresco-ssh/alfresco-ssh/terminal"
 )
 
@@ -106,6 +109,32 @@ func (s *Server) attach(sock *socket.Socket) {
 		return
 	}
 	log.Debug("socket connected")
+}
+
+// admitSession applies the login back-off and the session limits before
+// a dial (terminal.Admit).
+func (s *Server) admitSession(_ context.Context, client string, target sshbridge.Target) (func(error), func(), error) {
+	if blocked, retry := s.authFail.Blocked(client); blocked {
+		return nil, nil, &terminal.BlockedError{What: "from your address", Retry: retry}
+	}
+	if blocked, retry := s.authFail.Blocked(target.Addr()); blocked {
+		return nil, nil, &terminal.BlockedError{What: "to this host", Retry: retry}
+	}
+	release, err := s.sessions.Acquire(client)
+	if err != nil {
+		return nil, nil, err
+	}
+	dialed := func(err error) {
+		switch {
+		case err == nil:
+			s.authFail.Success(client)
+			s.authFail.Success(target.Addr())
+		case errors.Is(err, sshbridge.ErrAuth):
+			s.authFail.Failure(client)
+			s.authFail.Failure(target.Addr())
+		}
+	}
+	return dialed, release, nil
 }
 
 // outputHead and outputTail frame the payload of an ssh-output packet of

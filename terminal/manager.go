@@ -18,20 +18,12 @@ type Credentials interface {
 	Take(ctx context.Context, id string) (sshbridge.Target, error)
 }
 
-// Logins is the login back-off, keyed by client address and by target
-// host:port: Blocked is asked before a dial, Failure and Success report
-// its outcome (policy.AuthBackoff).
-type Logins interface {
-	Blocked(key string) (blocked bool, retryAfter time.Duration)
-	Failure(key string)
-	Success(key string)
-}
-
-// Sessions counts live sessions per client address and in total
-// (policy.SessionCounter); release is called once, when the session ends.
-type Sessions interface {
-	Acquire(key string) (release func(), err error)
-}
+// Admit is asked before each dial, with the dial's context (cancelled
+// when the terminal stops): it applies the login back-off and the session
+// limits, and refuses with an error that Text explains to the user.
+// Otherwise dialed is called once with the dial's outcome (nil: logged
+// in) and release once, when the terminal ends; either may be nil.
+type Admit func(ctx context.Context, client string, target sshbridge.Target) (dialed func(error), release func(), err error)
 
 // Observer is told about terminals: Started when a shell is up, Failed
 // when a start-session did not get one, Ended when a started terminal
@@ -61,14 +53,13 @@ type Info struct {
 	Reason Reason
 }
 
-// Config configures a Manager. Credentials is required; nil Logins and
-// Sessions impose no limits.
+// Config configures a Manager. Credentials is required; a nil Admit
+// admits every dial.
 type Config struct {
 	// SSH configures the dial.
 	SSH         sshbridge.Config
 	Credentials Credentials
-	Logins      Logins
-	Sessions    Sessions
+	Admit       Admit
 	// IdleTimeout ends a terminal with no input and no output for this
 	// long (0: never). MaxSessionDuration ends every terminal after that
 	// long (0: never).

@@ -343,48 +343,25 @@ func (t *Terminal) open(ctx context.Context, id string, r *dialResult) (*sshbrid
 	defer clear(target.PrivateKey)
 	r.meta = meta{target: target.Addr(), user: target.User}
 	r.log = t.log.With("id", shortID(id), "host", target.Host, "port", target.Port, "user", target.User)
-	if err := t.admit(target, r); err != nil {
-		t.log.Info("session refused", "id", shortID(id), "reason", err)
-		return nil, err
+	var dialed func(error)
+	if cfg.Admit != nil {
+		if dialed, r.release, err = cfg.Admit(ctx, t.addr, target); err != nil {
+			t.log.Info("session refused", "id", shortID(id), "reason", err)
+			return nil, err
+		}
 	}
 	sess, err := sshbridge.Open(ctx, cfg.SSH, target, r.size)
 	if err != nil {
 		if cause := context.Cause(ctx); cause != nil {
-			return nil, cause
-		}
-		if errors.Is(err, sshbridge.ErrAuth) && cfg.Logins != nil {
-			cfg.Logins.Failure(t.addr)
-			cfg.Logins.Failure(target.Addr())
-		}
-		r.log.Info("ssh connection failed", "err", err)
-		return nil, err
-	}
-	if cfg.Logins != nil {
-		cfg.Logins.Success(t.addr)
-		cfg.Logins.Success(target.Addr())
-	}
-	return sess, nil
-}
-
-// admit applies the login back-off and the session limits before a dial.
-func (t *Terminal) admit(target sshbridge.Target, r *dialResult) error {
-	cfg := &t.m.cfg
-	if cfg.Logins != nil {
-		if blocked, retry := cfg.Logins.Blocked(t.addr); blocked {
-			return &BlockedError{"from your address", retry}
-		}
-		if blocked, retry := cfg.Logins.Blocked(target.Addr()); blocked {
-			return &BlockedError{"to this host", retry}
+			err = cause
+		} else {
+			r.log.Info("ssh connection failed", "err", err)
 		}
 	}
-	if cfg.Sessions != nil {
-		release, err := cfg.Sessions.Acquire(t.addr)
-		if err != nil {
-			return err
-		}
-		r.release = release
+	if dialed != nil {
+		dialed(err)
 	}
-	return nil
+	return sess, err
 }
 
 // dialed takes the dial's outcome: the shell runs, unless the dial failed

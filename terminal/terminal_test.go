@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"sync"
@@ -608,4 +609,50 @@ func (c *client) isClosed() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.closed
+}
+
+// TestAdmit: Admit is asked before the dial, told its outcome, and its
+// release runs when the terminal ends; a refusal ends the terminal with
+// the refusal's text.
+func TestAdmit(t *testing.T) {
+	var mu sync.Mutex
+	var log []string
+	note := func(s string) {
+		mu.Lock()
+		defer mu.Unlock()
+		log = append(log, s)
+	}
+	refuse := false
+	f := newFixture(t, func(c *terminal.Config) {
+		c.Admit = func(_ context.Context, client string, target sshbridge.Target) (func(error), func(), error) {
+			if refuse {
+				return nil, nil, &terminal.BlockedError{What: "from your address", Retry: 1500 * time.Millisecond}
+			}
+			note("admit " + client + " " + target.User)
+			return func(err error) { note(fmt.Sprintf("dialed %v", err)) }, func() { note("release") }, nil
+		}
+	})
+	term, c := f.start(t)
+	term.Input("exit\r")
+	c.closing()
+	waitDone(t, term)
+	mu.Lock()
+	got := strings.Join(log, "; ")
+	mu.Unlock()
+	if want := "admit 192.0.2.1 u; dialed <nil>; release"; got != want {
+		t.Errorf("Admit calls: got %q, want %q", got, want)
+	}
+
+	refuse = true // read by the next dial, which starts after this write
+	refused := newClient(t)
+	term = f.m.Open(refused, "192.0.2.1", nil)
+	term.Start(f.credentialsID(f.target()))
+	want := "Connection refused: too many failed logins from your address; try again in 2 s."
+	if m := refused.closing(); !strings.Contains(m.Output, want) {
+		t.Errorf("refused: got %q, want %q", m.Output, want)
+	}
+	waitDone(t, term)
+	if calls, infos := f.obs.get(); len(calls) != 3 || calls[2] != "failed" || infos[2].Reason != terminal.ReasonDenied {
+		t.Errorf("observer: got %v %+v, want failed with reason denied last", calls, infos)
+	}
 }

@@ -94,11 +94,22 @@ func incompleteTail(p []byte) int {
 // pump sends what r yields as ssh-output until r ends, then reports to
 // the owner: r's error, nil at its end. The read buffer grows while the
 // remote floods and shrinks back when it idles, so an idle session holds
-// little memory.
+// little memory; for the same reason pump's own frame is small (see
+// pumpEnded), which keeps an idle pump within Go's smallest stack.
 func (t *Terminal) pump(ctx context.Context, r io.Reader, stdout bool) {
-	t.post(event{kind: evPumped, stdout: stdout, err: t.copyOutput(ctx, r)})
+	t.pumpEnded(stdout, t.copyOutput(ctx, r))
 }
 
+// pumpEnded reports the end of a pump to the owner. It is not inlined:
+// its event and select would otherwise enlarge pump's frame, which every
+// idle terminal holds twice while its pumps wait for output.
+//
+//go:noinline
+func (t *Terminal) pumpEnded(stdout bool, err error) {
+	t.post(event{kind: evPumped, stdout: stdout, err: err})
+}
+
+// copyOutput is pump's loop.
 func (t *Terminal) copyOutput(ctx context.Context, r io.Reader) error {
 	const minBuf, maxBuf = 512, 256 << 10
 	var text utf8Stream

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"sync/atomic"
 	"time"
 
@@ -69,30 +70,9 @@ func (s *Server) attach(sock *socket.Socket) {
 	if t.State() == terminal.Ended {
 		return
 	}
-	sock.On("start-session", func(args ...any) {
-		id, err := decodeStart(args)
-		if err != nil {
-			log.Debug("rejected start-session", "err", err)
-			return
-		}
-		t.Start(id)
-	})
-	sock.On("ssh-input", func(args ...any) {
-		input, err := decodeInput(args)
-		if err != nil {
-			log.Debug("rejected ssh-input", "err", err)
-			return
-		}
-		t.Input(input)
-	})
-	sock.On("resize", func(args ...any) {
-		size, err := decodeResize(args)
-		if err != nil {
-			log.Debug("rejected resize", "err", err)
-			return
-		}
-		t.Resize(size)
-	})
+	on(sock, log, "start-session", decodeStart, t.Start)
+	on(sock, log, "ssh-input", decodeInput, t.Input)
+	on(sock, log, "resize", decodeResize, t.Resize)
 	sock.On("timeout", func(...any) { t.Stop(terminal.ErrInactive) })
 	sock.On("disconnect", func(...any) { t.Stop(terminal.ErrClientGone) })
 	// The engine connection can close without a disconnect event reaching
@@ -109,6 +89,19 @@ func (s *Server) attach(sock *socket.Socket) {
 		return
 	}
 	log.Debug("socket connected")
+}
+
+// on registers the handler of an event whose payload decode checks and
+// converts; do gets the value.
+func on[V any](sock *socket.Socket, log *slog.Logger, event string, decode func([]any) (V, error), do func(V)) {
+	sock.On(event, func(args ...any) {
+		v, err := decode(args)
+		if err != nil {
+			log.Debug("rejected "+event, "err", err)
+			return
+		}
+		do(v)
+	})
 }
 
 // admitSession applies the login back-off and the session limits before

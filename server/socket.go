@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -104,30 +103,14 @@ func on[V any](sock *socket.Socket, log *slog.Logger, event string, decode func(
 	})
 }
 
-// admitSession applies the login back-off and the session limits before
-// a dial (terminal.Admit).
-func (s *Server) admitSession(_ context.Context, client string, target sshbridge.Target) (func(error), func(), error) {
-	if blocked, retry := s.authFail.Blocked(client); blocked {
-		return nil, nil, &terminal.BlockedError{What: "from your address", Retry: retry}
-	}
-	if blocked, retry := s.authFail.Blocked(target.Addr()); blocked {
-		return nil, nil, &terminal.BlockedError{What: "to this host", Retry: retry}
-	}
-	release, err := s.sessions.Acquire(client)
+// admitSession applies the limits before a dial (terminal.Admit): see
+// admit and endLogin.
+func (s *Server) admitSession(ctx context.Context, client string, target sshbridge.Target) (func(error), func(), error) {
+	login, release, err := s.admit(ctx, client, target)
 	if err != nil {
 		return nil, nil, err
 	}
-	dialed := func(err error) {
-		switch {
-		case err == nil:
-			s.authFail.Success(client)
-			s.authFail.Success(target.Addr())
-		case errors.Is(err, sshbridge.ErrAuth):
-			s.authFail.Failure(client)
-			s.authFail.Failure(target.Addr())
-		}
-	}
-	return dialed, release, nil
+	return func(err error) { s.endLogin(login, dialOutcome(err)) }, release, nil
 }
 
 // outputHead and outputTail frame the payload of an ssh-output packet of

@@ -2,9 +2,6 @@ package terminal
 
 import (
 	"errors"
-	"fmt"
-	"strconv"
-	"time"
 
 	"github.com/alfresco-ssh/alfresco-ssh/policy"
 	"github.com/alfresco-ssh/alfresco-ssh/sshbridge"
@@ -28,22 +25,6 @@ var (
 	// ErrKilled: an administrator ended the terminal (Manager.Kill).
 	ErrKilled = errors.New("ended by an administrator")
 )
-
-// BlockedError is a refusal by the login back-off, which lasts until the
-// back-off ends.
-type BlockedError struct {
-	What  string // "from your address", "to this host"
-	Retry time.Duration
-}
-
-func (e *BlockedError) Error() string {
-	return fmt.Sprintf("too many failed logins %s; try again in %s s", e.What, retrySeconds(e.Retry))
-}
-
-// retrySeconds rounds a back-off up to whole seconds, at least 1.
-func retrySeconds(d time.Duration) string {
-	return strconv.FormatInt(int64(max((d+time.Second-1)/time.Second, 1)), 10)
-}
 
 // Reason classifies how a terminal failed to start or ended, for metrics
 // and audit. The set is fixed: it never holds a user-controlled value.
@@ -74,7 +55,7 @@ const (
 // classify returns the Reason of err, the way a terminal ended or failed.
 func classify(err error) Reason {
 	var denied *policy.TargetDeniedError
-	var blocked *BlockedError
+	var blocked *policy.LoginRefusedError
 	switch {
 	case err == nil:
 		return ReasonExit
@@ -110,7 +91,7 @@ func classify(err error) Reason {
 func Text(reason error) string {
 	var hostKey *sshbridge.HostKeyError
 	var denied *policy.TargetDeniedError
-	var blocked *BlockedError
+	var blocked *policy.LoginRefusedError
 	switch {
 	case errors.As(reason, &hostKey):
 		return "Connection failed: " + hostKey.UserMessage() + "."

@@ -351,15 +351,14 @@ func (t *Terminal) open(ctx context.Context, id string, r *dialResult) (*sshbrid
 		}
 	}
 	sess, err := sshbridge.Open(ctx, cfg.SSH, target, r.size)
-	if err != nil {
-		if cause := context.Cause(ctx); cause != nil {
-			err = cause
-		} else {
-			r.log.Info("ssh connection failed", "err", err)
-		}
-	}
 	if dialed != nil {
 		dialed(err)
+	}
+	if err != nil {
+		if cause := context.Cause(ctx); cause != nil {
+			return nil, cause
+		}
+		r.log.Info("ssh connection failed", "err", err)
 	}
 	return sess, err
 }
@@ -472,7 +471,11 @@ func (t *Terminal) finish(reason error) {
 	case was >= Running:
 		t.observe(Observer.Ended, classify(reason))
 	case was == Starting:
-		t.observe(Observer.Failed, classify(reason))
+		r := classify(reason)
+		if r == ReasonLost {
+			r = ReasonError // no connection to lose yet
+		}
+		t.observe(Observer.Failed, r)
 	}
 	if !errors.Is(reason, ErrClientGone) {
 		t.closeClient(reason)

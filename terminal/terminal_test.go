@@ -15,6 +15,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/alfresco-ssh/alfresco-ssh/internal/lightssh"
+	"github.com/alfresco-ssh/alfresco-ssh/policy"
 	"github.com/alfresco-ssh/alfresco-ssh/sshbridge"
 	"github.com/alfresco-ssh/alfresco-ssh/terminal"
 )
@@ -626,7 +627,7 @@ func TestAdmit(t *testing.T) {
 	f := newFixture(t, func(c *terminal.Config) {
 		c.Admit = func(_ context.Context, client string, target sshbridge.Target) (func(error), func(), error) {
 			if refuse {
-				return nil, nil, &terminal.BlockedError{What: "from your address", Retry: 1500 * time.Millisecond}
+				return nil, nil, &policy.LoginRefusedError{RetryAfter: 1500 * time.Millisecond}
 			}
 			note("admit " + client + " " + target.User)
 			return func(err error) { note(fmt.Sprintf("dialed %v", err)) }, func() { note("release") }, nil

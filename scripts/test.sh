@@ -56,7 +56,7 @@ go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 # below replays too). Longer runs: go test -run '^$' -fuzz '^FuzzName$' -fuzztime 10m ./server/
 fuzztime=${FUZZTIME:-4s}
 step "fuzz targets, $fuzztime each"
-for pkg in ./server ./sshbridge ./policy; do
+for pkg in ./server ./sshbridge ./policy ./terminal; do
 	for target in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz'); do
 		if ! out=$(go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "$pkg" 2>&1); then
 			echo "$out" >&2

@@ -234,9 +234,7 @@ func TestConnectRace(t *testing.T) {
 		})
 	}
 	waitFor(t, "no terminal left", func() bool {
-		g.srv.mu.Lock()
-		defer g.srv.mu.Unlock()
-		return len(g.srv.terminals) == 0
+		return len(g.srv.terms.List()) == 0
 	})
 	waitFor(t, "no connection left in the gate", func() bool {
 		left := 0

@@ -456,9 +456,7 @@ func TestClientGoneClosesSSH(t *testing.T) {
 		t.Errorf("after the client left: %v", err)
 	}
 	waitFor(t, "the terminal to be forgotten", func() bool {
-		g.srv.mu.Lock()
-		defer g.srv.mu.Unlock()
-		return len(g.srv.terminals) == 0
+		return len(g.srv.terms.List()) == 0
 	})
 }
 

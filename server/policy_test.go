@@ -13,6 +13,7 @@ import (
 	"github.com/alfresco-ssh/alfresco-ssh/internal/fakeclock"
 	"github.com/alfresco-ssh/alfresco-ssh/internal/sshdtest"
 	"github.com/alfresco-ssh/alfresco-ssh/policy"
+	"github.com/alfresco-ssh/alfresco-ssh/terminal"
 )
 
 // Tests of the gateway's policies wired end to end: each must trip at its
@@ -90,11 +91,11 @@ func TestSessionPolicies(t *testing.T) {
 			Start: map[string]any{"credentials_uuid": g.create(t, passwordLogin(sshd))}})
 		checkClosed(t, second, "too many sessions from your address")
 		// End the first session, then there is room again.
-		g.srv.mu.Lock()
-		for term := range g.srv.terminals {
-			go term.stop(errInactive)
+		for _, info := range g.srv.terms.List() {
+			if term, ok := g.srv.terms.Get(info.ID); ok {
+				term.Stop(terminal.ErrInactive)
+			}
 		}
-		g.srv.mu.Unlock()
 		if r := first.wait(t); r.Closing == nil {
 			t.Errorf("first session: got no closing message (%s)", r.Problem())
 		}

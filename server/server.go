@@ -3,9 +3,9 @@
 // the Socket.IO namespace /ssh that drives terminals.
 //
 // Concurrency: a Server is safe for concurrent use. Each Socket.IO socket
-// owns at most one terminal; a terminal's SSH session runs on one goroutine
-// (plus one draining standard error) that ends when the shell ends, the
-// client goes away, or Shutdown is called. Shutdown waits for all of them.
+// owns one terminal (package terminal), whose goroutines end when the
+// shell ends, the client goes away, or Shutdown is called. Shutdown waits
+// for all of them.
 package server
 
 import (
@@ -18,7 +18,6 @@ import (
 	"net/http"
 	"net/netip"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -27,6 +26,7 @@ import (
 	"github.com/alfresco-ssh/alfresco-ssh/credstore"
 	"github.com/alfresco-ssh/alfresco-ssh/policy"
 	"github.com/alfresco-ssh/alfresco-ssh/sshbridge"
+	"github.com/alfresco-ssh/alfresco-ssh/terminal"
 )
 
 // Config configures a Server. Zero values take the defaults noted.
@@ -106,6 +106,8 @@ type Config struct {
 	// means a strict policy for the embedded page and none for a custom
 	// template (a Flask page may load scripts from CDNs).
 	PageCSP string
+	// Observers are told about every terminal (metrics, audit).
+	Observers []terminal.Observer
 	// EmbedOrigins are the parent origins ("https://lab.example.com", or
 	// "*" for any) the stock page's embedding API talks to over
 	// window.postMessage; empty turns the API off.
@@ -161,15 +163,13 @@ type Server struct {
 	http  *http.Server
 
 	limits policy.Limits
+	terms  *terminal.Manager
 	certs  *certReloader
 	hosts  []allowedHost // nil: any
-	output atomic.Uint64 // bytes of terminal output relayed
 	gate   connectGate
 
-	mu        sync.Mutex
-	closing   bool
-	terminals map[*terminal]struct{}
-	running   sync.WaitGroup // terminal session goroutines
+	mu      sync.Mutex
+	closing bool
 }
 
 // New builds a Server from cfg.
@@ -192,13 +192,23 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		cfg:       cfg,
-		log:       cfg.Logger,
-		store:     store,
-		page:      pg,
-		terminals: make(map[*terminal]struct{}),
-		limits:    newLimits(cfg),
+		cfg:    cfg,
+		log:    cfg.Logger,
+		store:  store,
+		page:   pg,
+		limits: newLimits(cfg),
 	}
+	s.terms = terminal.NewManager(terminal.Config{
+		SSH:                cfg.SSH,
+		Credentials:        memoryCredentials{store},
+		Admit:              s.admitSession,
+		IdleTimeout:        cfg.IdleTimeout,
+		MaxSessionDuration: cfg.MaxSessionDuration,
+		OutputHead:         outputHead,
+		OutputTail:         outputTail,
+		Observers:          cfg.Observers,
+		Logger:             cfg.Logger,
+	})
 	if cfg.TLSCertFile != "" || cfg.TLSKeyFile != "" {
 		if s.certs, err = newCertReloader(cfg.TLSCertFile, cfg.TLSKeyFile, cfg.Logger); err != nil {
 			return nil, err
@@ -241,9 +251,12 @@ func (s *Server) Serve(ln net.Listener) error {
 	return err
 }
 
+// Terminals returns the registry of the gateway's terminals.
+func (s *Server) Terminals() *terminal.Manager { return s.terms }
+
 // OutputBytes returns how many bytes of terminal output the gateway has
 // relayed so far.
-func (s *Server) OutputBytes() uint64 { return s.output.Load() }
+func (s *Server) OutputBytes() uint64 { return s.terms.OutputBytes() }
 
 // Shutdown stops the gateway in order: refuse new Socket.IO connections,
 // tell every live terminal why and close its SSH session, wait for the
@@ -252,24 +265,8 @@ func (s *Server) OutputBytes() uint64 { return s.output.Load() }
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing = true
-	terms := make([]*terminal, 0, len(s.terminals))
-	for t := range s.terminals {
-		terms = append(terms, t)
-	}
 	s.mu.Unlock()
-
-	for _, t := range terms {
-		t.stop(errShutdown)
-	}
-	done := make(chan struct{})
-	go func() {
-		s.running.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-ctx.Done():
-	}
+	s.terms.Shutdown(ctx)
 	// Give browsers a moment to act on the DISCONNECT so they do not
 	// reconnect in a storm; then close what is left.
 	wait := time.NewTicker(10 * time.Millisecond)
@@ -292,39 +289,15 @@ waitClients:
 	return s.http.Shutdown(ctx)
 }
 
-// track registers a terminal for Shutdown; it reports false when the
-// server is shutting down.
-func (s *Server) track(t *terminal) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing {
-		return false
-	}
-	s.terminals[t] = struct{}{}
-	return true
-}
-
-func (s *Server) untrack(t *terminal) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.terminals, t)
-}
-
-// beginSession counts a starting SSH session for Shutdown to wait on; it
-// reports false when the server is shutting down. The caller calls
-// s.running.Done when the session has ended.
-func (s *Server) beginSession() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing {
-		return false
-	}
-	s.running.Add(1)
-	return true
-}
-
 func (s *Server) isClosing() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.closing
+}
+
+// memoryCredentials is the memory store as terminal.Credentials.
+type memoryCredentials struct{ store *credstore.Memory }
+
+func (c memoryCredentials) Take(_ context.Context, id string) (sshbridge.Target, error) {
+	return c.store.Take(id)
 }

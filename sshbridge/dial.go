@@ -41,13 +41,25 @@ type WindowSize struct {
 var DefaultWindowSize = WindowSize{Rows: 24, Cols: 80}
 
 // Dial connects to the target, authenticates, and starts an interactive
-// shell on a PTY of the given size. The returned error wraps one of the
+// shell on a PTY of the given size, and serves what the remote sends on
+// its own on a goroutine of its own (see Serve) until the connection ends.
+func Dial(ctx context.Context, cfg Config, t Target, size WindowSize) (*Session, error) {
+	s, err := Open(ctx, cfg, t, size)
+	if err != nil {
+		return nil, err
+	}
+	go Serve[struct{}](s, nil, nil)
+	return s, nil
+}
+
+// Open is Dial without the goroutine: the caller must run Serve for the
+// session's life, starting promptly once Open returns. The returned error wraps one of the
 // package's Err values and never contains secrets. A refused host key is a
 // *HostKeyError (it matches ErrHostKey); an invalid Target.HostKey matches
 // ErrBadPin. A fingerprint pin does not say which of the server's keys it
 // is, so Dial may connect up to once per key type the server has, each
 // time stopping before authentication, until the server presents it.
-func Dial(ctx context.Context, cfg Config, t Target, size WindowSize) (*Session, error) {
+func Open(ctx context.Context, cfg Config, t Target, size WindowSize) (*Session, error) {
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -75,13 +87,18 @@ func Dial(ctx context.Context, cfg Config, t Target, size WindowSize) (*Session,
 	}
 	algos := hostKey.algorithms()
 	for attempt := 1; ; attempt++ {
+		var fingerprint string
 		s, err := connect(ctx, dialer.DialContext, addr, &ssh.ClientConfig{
-			User:              t.User,
-			Auth:              auth,
-			HostKeyCallback:   hostKey.callback,
+			User: t.User,
+			Auth: auth,
+			HostKeyCallback: func(host string, remote net.Addr, key ssh.PublicKey) error {
+				fingerprint = ssh.FingerprintSHA256(plainKey(key))
+				return hostKey.callback(host, remote, key)
+			},
 			HostKeyAlgorithms: algos,
 		}, cfg.Term, size)
 		if err == nil {
+			s.auth, s.key = creds.method, fingerprint
 			log.Debug("ssh shell started", "addr", addr)
 			return s, nil
 		}
@@ -121,14 +138,12 @@ func start(conn net.Conn, addr string, cc *ssh.ClientConfig, term string, size W
 	if err != nil {
 		return nil, classifyHandshakeErr(err)
 	}
-	sessionReqs := make(chan (<-chan *ssh.Request), 1)
-	go serve(reqs, chans, sessionReqs)
-	s, err := openShell(c, sessionReqs, term, size)
+	ch, chReq, err := openShell(c, term, size)
 	if err != nil {
 		c.Close()
 		return nil, fmt.Errorf("%w: %w", ErrSession, err)
 	}
-	return s, nil
+	return &Session{conn: c, ch: ch, reqs: reqs, chans: chans, chReq: chReq}, nil
 }
 
 // credentials authenticate one Dial. x/crypto keeps the ClientConfig, and
@@ -138,6 +153,9 @@ func start(conn net.Conn, addr string, cc *ssh.ClientConfig, term string, size W
 type credentials struct {
 	password string
 	signer   ssh.Signer
+	// method is the method last tried: after a login, the one that
+	// succeeded (x/crypto tries them one at a time).
+	method string
 }
 
 func newCredentials(t Target) (*credentials, error) {
@@ -155,6 +173,7 @@ func newCredentials(t Target) (*credentials, error) {
 func (c *credentials) methods() []ssh.AuthMethod {
 	if c.signer != nil {
 		return []ssh.AuthMethod{ssh.PublicKeysCallback(func() ([]ssh.Signer, error) {
+			c.method = "publickey"
 			if c.signer == nil {
 				return nil, nil
 			}
@@ -162,10 +181,21 @@ func (c *credentials) methods() []ssh.AuthMethod {
 		})}
 	}
 	return []ssh.AuthMethod{
-		ssh.PasswordCallback(func() (string, error) { return c.password, nil }),
+		ssh.PasswordCallback(func() (string, error) {
+			c.method = "password"
+			return c.password, nil
+		}),
 		// PAM servers often offer only keyboard-interactive: answer its
 		// hidden prompts with the password, once.
-		ssh.KeyboardInteractive(answerOnce(func() string { return c.password })),
+		ssh.KeyboardInteractive(c.keyboardInteractive(answerOnce(func() string { return c.password }))),
+	}
+}
+
+// keyboardInteractive notes that the keyboard-interactive method is tried.
+func (c *credentials) keyboardInteractive(answer ssh.KeyboardInteractiveChallenge) ssh.KeyboardInteractiveChallenge {
+	return func(name, instruction string, questions []string, echos []bool) ([]string, error) {
+		c.method = "keyboard-interactive"
+		return answer(name, instruction, questions, echos)
 	}
 }
 

@@ -18,11 +18,20 @@ import (
 // Stderr returns the channel's extended-data stream, which PTY shells rarely
 // use; it must be drained too, since both share one window.
 //
-// A Session runs one goroutine of its own (see serve) besides x/crypto's
-// three for the connection; it ends when the connection does.
+// What the remote sends on its own (global requests, channel opens, the
+// session channel's requests) must be answered for the session's life, or
+// the connection stalls: a Session from Dial does it on one goroutine of
+// its own besides x/crypto's three for the connection, which ends when the
+// connection does; a Session from Open leaves it to its owner's loop
+// (Serve), so that the owner's goroutine is the only one added.
 type Session struct {
-	conn ssh.Conn
-	ch   ssh.Channel
+	conn  ssh.Conn
+	ch    ssh.Channel
+	reqs  <-chan *ssh.Request   // global requests
+	chans <-chan ssh.NewChannel // channel opens
+	chReq <-chan *ssh.Request   // the session channel's requests
+	auth  string                // the authentication method that succeeded
+	key   string                // the host key's SHA256 fingerprint
 
 	closeOnce sync.Once
 }
@@ -59,26 +68,27 @@ type windowChange struct {
 	Cols, Rows, Width, Height uint32
 }
 
-// openShell opens a session channel on conn, hands its request channel to
-// the connection's serve goroutine through reqsTo, and starts a shell on a
-// PTY. On error the caller closes conn.
-func openShell(conn ssh.Conn, reqsTo chan<- (<-chan *ssh.Request), term string, size WindowSize) (*Session, error) {
+// openShell opens a session channel on conn and starts a shell on a PTY.
+// Nobody answers the remote's own requests meanwhile: x/crypto queues up
+// to 16 of each kind, plenty for a handshake, and a remote that sends more
+// stalls only its own Dial, which its deadline ends. On error the caller
+// closes conn.
+func openShell(conn ssh.Conn, term string, size WindowSize) (ssh.Channel, <-chan *ssh.Request, error) {
 	ch, reqs, err := conn.OpenChannel("session", nil)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	reqsTo <- reqs
 	rows, cols := uint32(size.Rows), uint32(size.Cols)
 	pty := ssh.Marshal(ptyRequest{
 		Term: term, Cols: cols, Rows: rows, Width: cols * 8, Height: rows * 8, Modes: ptyModes,
 	})
 	if err := request(ch, "pty-req", pty); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := request(ch, "shell", nil); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return &Session{conn: conn, ch: ch}, nil
+	return ch, reqs, nil
 }
 
 // request sends a channel request and waits for the remote to accept it.
@@ -90,21 +100,25 @@ func request(ch ssh.Channel, name string, payload []byte) error {
 	return err
 }
 
-// serve answers what the remote sends on its own: global requests (such as
-// keepalive@openssh.com, which OpenSSH sends with want-reply when
-// ClientAliveInterval is set and disconnects if unanswered, or
-// hostkeys-00@openssh.com after authentication), channel opens, and,
-// once openShell hands it over through sessionReqs, the requests on the
-// session channel (exit-status, exit-signal, eow@openssh.com). Requests
-// are refused, as ssh.DiscardRequests does, and channel opens rejected.
+// Serve answers what the remote sends on its own, on the calling
+// goroutine: global requests (such as keepalive@openssh.com, which OpenSSH
+// sends with want-reply when ClientAliveInterval is set and disconnects if
+// unanswered, or hostkeys-00@openssh.com after authentication), channel
+// opens, and the requests on the session channel (exit-status,
+// exit-signal, eow@openssh.com). Requests are refused, as
+// ssh.DiscardRequests does, and channel opens rejected. In the same loop
+// it passes each value received from events to handle, so that the owner
+// of a Session from Open serves it from its own event loop instead of
+// spending a goroutine on it (x/crypto delivers each kind on a Go channel
+// that must be drained; ssh.NewClient and ssh.Session would spend four
+// goroutines on these and on waiting for the end).
 //
-// x/crypto delivers each kind on a Go channel that must be drained, or the
-// connection stalls. ssh.NewClient and ssh.Session would spend four
-// goroutines on these and on waiting for the end; serve is one. It returns
-// when the connection has ended: x/crypto then closes all three channels.
-func serve(reqs <-chan *ssh.Request, chans <-chan ssh.NewChannel, sessionReqs <-chan (<-chan *ssh.Request)) {
-	var chReqs <-chan *ssh.Request
-	for reqs != nil || chans != nil || chReqs != nil {
+// Serve returns once the session channel has closed (the shell has ended,
+// or the connection has) or, with a nil events channel, once the
+// connection has ended: x/crypto then closes all three channels.
+func Serve[E any](s *Session, events <-chan E, handle func(E)) {
+	reqs, chans, chReq := s.reqs, s.chans, s.chReq
+	for chReq != nil || (events == nil && (reqs != nil || chans != nil)) {
 		select {
 		case r, ok := <-reqs:
 			if !ok {
@@ -118,14 +132,14 @@ func serve(reqs <-chan *ssh.Request, chans <-chan ssh.NewChannel, sessionReqs <-
 				continue
 			}
 			nc.Reject(ssh.Prohibited, "no channels are accepted")
-		case chReqs = <-sessionReqs:
-			sessionReqs = nil
-		case r, ok := <-chReqs:
+		case r, ok := <-chReq:
 			if !ok {
-				chReqs = nil
+				chReq = nil
 				continue
 			}
 			decline(r)
+		case e := <-events:
+			handle(e)
 		}
 	}
 }
@@ -136,6 +150,13 @@ func decline(r *ssh.Request) {
 		r.Reply(false, nil)
 	}
 }
+
+// Auth returns the authentication method that logged in: "password",
+// "keyboard-interactive" or "publickey".
+func (s *Session) Auth() string { return s.auth }
+
+// HostKey returns the SHA256 fingerprint of the server's host key.
+func (s *Session) HostKey() string { return s.key }
 
 // Read reads shell output. It blocks until output is available and returns
 // everything that is buffered, up to len(p).

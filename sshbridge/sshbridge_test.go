@@ -77,6 +77,8 @@ func TestDialAuth(t *testing.T) {
 		// wantAnswers is how many keyboard-interactive prompts the client
 		// answered.
 		wantAnswers int32
+		// wantAuth is the method Session.Auth reports after a login.
+		wantAuth string
 	}{
 		{
 			name:        "password",
@@ -84,6 +86,7 @@ func TestDialAuth(t *testing.T) {
 			user:        "alice",
 			password:    password,
 			wantAnswers: 0,
+			wantAuth:    "password",
 		},
 		{
 			name:        "wrong password",
@@ -107,6 +110,7 @@ func TestDialAuth(t *testing.T) {
 			user:        "alice",
 			password:    password,
 			wantAnswers: 1,
+			wantAuth:    "keyboard-interactive",
 		},
 		{
 			// The server repeats its prompt after a wrong answer; the
@@ -153,6 +157,12 @@ func TestDialAuth(t *testing.T) {
 				t.Fatalf("Dial: got error %v, want nil", r.err)
 			}
 			t.Cleanup(func() { r.sess.Close() })
+			if got := r.sess.Auth(); got != tt.wantAuth {
+				t.Errorf("Auth: got %q, want %q", got, tt.wantAuth)
+			}
+			if got, want := r.sess.HostKey(), ssh.FingerprintSHA256(srv.HostKey()); got != want {
+				t.Errorf("HostKey: got %q, want %q", got, want)
+			}
 			checkShell(t, r.sess, sshbridge.DefaultWindowSize)
 		})
 	}
@@ -423,4 +433,38 @@ func TestDialCancel(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestOpenServe: a Session from Open is served by its owner's loop, Serve,
+// which answers the remote's own requests (the probe) and hands the
+// owner's events to its handler on the same goroutine; Serve returns once
+// the session ends.
+func TestOpenServe(t *testing.T) {
+	_, target := passwordServer(t)
+	sess, err := sshbridge.Open(t.Context(), sshbridge.Config{Timeout: waitTimeout}, target, sshbridge.DefaultWindowSize)
+	if err != nil {
+		t.Fatalf("Open: got error %v, want nil", err)
+	}
+	t.Cleanup(func() { sess.Close() })
+	events := make(chan string)
+	handled := make(chan string, 1)
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		sshbridge.Serve(sess, events, func(e string) { handled <- e })
+	}()
+	out := readOutput(t, sess, sess)
+	if _, err := sess.Write([]byte("probe\rsize\r")); err != nil {
+		t.Fatalf("Write: got error %v, want nil", err)
+	}
+	want := "probe\r\n" + lightssh.ProbeWant + "\r\nsize\r\n24 80\r\n"
+	if got := out.waitFor(t, "24 80\r\n"); got != want {
+		t.Errorf("output: got %q, want %q", got, want)
+	}
+	events <- "an event"
+	if got := recv(t, handled, "the event to be handled"); got != "an event" {
+		t.Errorf("handled: got %q, want %q", got, "an event")
+	}
+	sess.Close()
+	recv(t, served, "Serve to return after Close")
 }

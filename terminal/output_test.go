@@ -1,4 +1,4 @@
-package server
+package terminal
 
 import (
 	"encoding/json"
@@ -86,9 +86,10 @@ func TestUTF8StreamInvalid(t *testing.T) {
 
 func BenchmarkOutputPacket(b *testing.B) {
 	chunk := []byte(strings.Repeat("ascii text, \x1b[1mescapes\x1b[0m and some ünïcödé 世界\r\n", 1000))
+	m := NewManager(Config{OutputHead: `2/ssh,["ssh-output",`, OutputTail: "]"})
 	var d utf8Stream
 	b.SetBytes(int64(len(chunk)))
 	for b.Loop() {
-		outputPacket(d.appendJSON(outputHead(len(chunk)), chunk[:len(chunk)-1]))
+		m.outputPacket(d.appendJSON(m.outputHead(len(chunk)), chunk[:len(chunk)-1]))
 	}
 }

@@ -1,0 +1,269 @@
+package terminal
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/alfresco-ssh/alfresco-ssh/sshbridge"
+)
+
+// Credentials hands out stored credentials, each once.
+type Credentials interface {
+	Take(ctx context.Context, id string) (sshbridge.Target, error)
+}
+
+// Admit is asked before each dial, with the dial's context (cancelled
+// when the terminal stops): it applies the login back-off and the session
+// limits, and refuses with an error that Text explains to the user.
+// Otherwise dialed is called once with the dial's outcome (nil: logged
+// in) and release once, when the terminal ends; either may be nil.
+type Admit func(ctx context.Context, client string, target sshbridge.Target) (dialed func(error), release func(), err error)
+
+// Observer is told about terminals: Started when a shell is up, Failed
+// when a start-session did not get one, Ended when a started terminal
+// ends; Info.Reason says why. Metrics and audit are observers. Calls come
+// from the terminal's owner goroutine: they must be quick and must not
+// call back into the Manager.
+type Observer interface {
+	Started(Info)
+	Failed(Info)
+	Ended(Info)
+}
+
+// Info describes a terminal, for observers and Manager.List. It never
+// holds a secret: no password, key, token or credentials id.
+type Info struct {
+	ID      string    // the terminal's id on this node (Manager.Kill)
+	Client  string    // the browser's address
+	Target  string    // host:port, once start-session named one
+	User    string    // the SSH user
+	Auth    string    // "password", "keyboard-interactive" or "publickey", once logged in
+	HostKey string    // the host key's SHA256 fingerprint, once logged in
+	Started time.Time // when the shell came up; zero before
+	// BytesIn and BytesOut count terminal input and output.
+	BytesIn, BytesOut uint64
+	State             State
+	// Reason is set for Failed and Ended.
+	Reason Reason
+}
+
+// Config configures a Manager. Credentials is required; a nil Admit
+// admits every dial.
+type Config struct {
+	// SSH configures the dial.
+	SSH         sshbridge.Config
+	Credentials Credentials
+	Admit       Admit
+	// IdleTimeout ends a terminal with no input and no output for this
+	// long (0: never). MaxSessionDuration ends every terminal after that
+	// long (0: never).
+	IdleTimeout, MaxSessionDuration time.Duration
+	// OutputHead and OutputTail are the client's framing around the
+	// payload object of an ssh-output message ({"output": ...}); packets
+	// are built with them in one pass, so output is copied once.
+	OutputHead, OutputTail string
+	// FilesTokens gives every running terminal a files token, sent in
+	// connection-ready and looked up by FilesTerminal.
+	FilesTokens bool
+	// Observers are told about every terminal.
+	Observers []Observer
+	// Logger receives the Manager's logs when Open is given none; nil
+	// discards them.
+	Logger *slog.Logger
+}
+
+// Manager is the registry of this node's terminals. It is safe for
+// concurrent use.
+type Manager struct {
+	cfg    Config
+	output atomic.Uint64 // bytes of terminal output, all terminals
+
+	// Packet framing, from cfg: before and after the escaped output.
+	head, tail []byte
+
+	mu       sync.Mutex
+	closed   bool // Shutdown: no new terminals
+	draining bool // Drain: no new sessions
+	byID     map[string]*Terminal
+	byFiles  map[[sha256.Size]byte]*Terminal
+	empty    chan struct{} // closed while byID is empty
+}
+
+// NewManager returns a Manager.
+func NewManager(cfg Config) *Manager {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	empty := make(chan struct{})
+	close(empty)
+	return &Manager{
+		cfg:     cfg,
+		head:    []byte(cfg.OutputHead + `{"output":"`),
+		tail:    []byte(`"}` + cfg.OutputTail),
+		byID:    make(map[string]*Terminal),
+		byFiles: make(map[[sha256.Size]byte]*Terminal),
+		empty:   empty,
+	}
+}
+
+// Open registers a new client (a browser connected) and returns its
+// terminal, in state Waiting. After Shutdown the client gets the closing
+// message at once and the terminal is Ended. log, if not nil, carries the
+// client's attributes for the terminal's logs.
+func (m *Manager) Open(c Client, clientAddr string, log *slog.Logger) *Terminal {
+	if log == nil {
+		log = m.cfg.Logger
+	}
+	t := newTerminal(m, c, clientAddr, log)
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		t.refuse(ErrShutdown)
+		return t
+	}
+	if len(m.byID) == 0 {
+		m.empty = make(chan struct{})
+	}
+	m.byID[t.id] = t
+	m.mu.Unlock()
+	go t.run()
+	return t
+}
+
+// mayStart reports whether a terminal may start a session.
+func (m *Manager) mayStart() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return !m.draining
+}
+
+// forget removes an ended terminal.
+func (m *Manager) forget(t *Terminal) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.byID, t.id)
+	if t.filesKey != nil {
+		delete(m.byFiles, *t.filesKey)
+	}
+	if len(m.byID) == 0 {
+		close(m.empty)
+	}
+}
+
+// newFilesToken registers t under a new files token and returns it.
+func (m *Manager) newFilesToken(t *Terminal) string {
+	token := randomID()
+	key := sha256.Sum256([]byte(token))
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.byFiles[key] = t
+	t.filesKey = &key
+	return token
+}
+
+// FilesTerminal returns the running terminal whose files token is token.
+// Tokens are kept and looked up by their SHA-256, so the lookup's timing
+// says nothing about a token (as a constant-time compare would not either).
+func (m *Manager) FilesTerminal(token string) (*Terminal, bool) {
+	key := sha256.Sum256([]byte(token))
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t, ok := m.byFiles[key]
+	return t, ok
+}
+
+// Get returns the terminal with the id.
+func (m *Manager) Get(id string) (*Terminal, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t, ok := m.byID[id]
+	return t, ok
+}
+
+// List describes every terminal that is not Ended.
+func (m *Manager) List() []Info {
+	ts := m.all()
+	infos := make([]Info, 0, len(ts))
+	for _, t := range ts {
+		infos = append(infos, t.Info())
+	}
+	return infos
+}
+
+func (m *Manager) all() []*Terminal {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ts := make([]*Terminal, 0, len(m.byID))
+	for _, t := range m.byID {
+		ts = append(ts, t)
+	}
+	return ts
+}
+
+// Kill ends the terminal with the id; its user reads that an
+// administrator ended it. It reports whether the terminal was found.
+func (m *Manager) Kill(id string) bool {
+	t, ok := m.Get(id)
+	if ok {
+		t.Stop(ErrKilled)
+	}
+	return ok
+}
+
+// Notice shows text, as a yellow line, in every running terminal (a drain
+// tells users how long they have).
+func (m *Manager) Notice(text string) {
+	for _, t := range m.all() {
+		t.post(event{kind: evNotice, text: text})
+	}
+}
+
+// Drain refuses new sessions from now on: a start-session gets the
+// shutdown closing message. Live terminals run on.
+func (m *Manager) Drain() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.draining = true
+}
+
+// Wait returns once no terminal is left, or with ctx's error.
+func (m *Manager) Wait(ctx context.Context) error {
+	m.mu.Lock()
+	empty := m.empty
+	m.mu.Unlock()
+	select {
+	case <-empty:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Shutdown refuses new terminals, ends every live one with ErrShutdown
+// (each gets its closing message) and waits until they are gone, or
+// returns ctx's error.
+func (m *Manager) Shutdown(ctx context.Context) error {
+	m.mu.Lock()
+	m.closed, m.draining = true, true
+	m.mu.Unlock()
+	for _, t := range m.all() {
+		t.Stop(ErrShutdown)
+	}
+	return m.Wait(ctx)
+}
+
+// OutputBytes returns the bytes of terminal output relayed so far.
+func (m *Manager) OutputBytes() uint64 { return m.output.Load() }
+
+// randomID returns 128 random bits, URL-safe.
+func randomID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}

@@ -1,0 +1,568 @@
+package terminal
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/alfresco-ssh/alfresco-ssh/sshbridge"
+)
+
+// Client is the browser side of a terminal; package server adapts a
+// Socket.IO socket to it. Its methods must not block (a Socket.IO emit
+// queues) and may be called from the terminal's goroutines concurrently.
+type Client interface {
+	// Output sends one ssh-output packet, framed with Config.OutputHead
+	// and OutputTail, and calls written, when not nil, once the transport
+	// has written it: the terminal sends its next output only then.
+	// written may also be called when a transport change may have lost
+	// the callback; extra calls are harmless.
+	Output(packet []byte, written func())
+	// Ready sends connection-ready.
+	Ready(Ready)
+	// Close disconnects the client after what was sent.
+	Close()
+}
+
+// Ready is what connection-ready carries besides "ready": true.
+type Ready struct {
+	FilesToken string // with Config.FilesTokens
+}
+
+// State is where a terminal is in its life; see the package doc.
+type State int32
+
+// The states, in order.
+const (
+	Waiting State = iota
+	Starting
+	Running
+	Ending
+	Ended
+)
+
+func (s State) String() string {
+	switch s {
+	case Waiting:
+		return "waiting"
+	case Starting:
+		return "starting"
+	case Running:
+		return "running"
+	case Ending:
+		return "ending"
+	}
+	return "ended"
+}
+
+// Terminal is one client's terminal. Its methods are safe for concurrent
+// use and return at once; the owner goroutine acts on them in order.
+type Terminal struct {
+	m      *Manager
+	id     string
+	client Client
+	addr   string // the client's address
+	log    *slog.Logger
+	events chan event
+	done   chan struct{} // closed when Ended
+	// gate holds a token while an output packet is on its way to the
+	// client; written takes it back. Output that arrives meanwhile waits
+	// in the SSH channel and goes out coalesced.
+	gate    chan struct{}
+	written func()
+
+	// Read from any goroutine.
+	state      atomic.Int32
+	sess       atomic.Pointer[sshbridge.Session] // set once Running
+	meta       atomic.Pointer[meta]
+	lastActive atomic.Int64 // Unix nanoseconds of the last input or output
+	bytesIn    atomic.Uint64
+	bytesOut   atomic.Uint64
+
+	// filesKey is the hash of the files token; guarded by m.mu.
+	filesKey *[32]byte
+
+	// Owned by the owner goroutine.
+	size     sshbridge.WindowSize
+	cancel   context.CancelCauseFunc // of the session's context, once Starting
+	reason   error                   // why it ends, once decided
+	ending   bool                    // reason is decided
+	pumps    int                     // output pumps running
+	release  func()                  // the session's slot in Sessions
+	idle     *time.Timer
+	lifetime *time.Timer
+	served   bool // sshbridge.Serve has run
+	moveOn   bool // the owner continues on a fresh goroutine
+	resizer  *resizer
+}
+
+// meta is what is known of the session, set by the owner as it learns it.
+type meta struct {
+	target, user, auth, hostKey string
+	started                     time.Time
+}
+
+type eventKind uint8
+
+const (
+	evStart  eventKind = iota // text: the credentials id
+	evResize                  // size
+	evStop                    // err
+	evDialed                  // dial
+	evPumped                  // err, stdout: a pump ended
+	evIdle                    // the idle timer fired
+	evNotice                  // text
+)
+
+// event is a message to the owner goroutine.
+type event struct {
+	kind   eventKind
+	stdout bool
+	size   sshbridge.WindowSize
+	err    error
+	text   string
+	dial   *dialResult
+}
+
+func newTerminal(m *Manager, c Client, addr string, log *slog.Logger) *Terminal {
+	t := &Terminal{
+		m:      m,
+		id:     randomID(),
+		client: c,
+		addr:   addr,
+		log:    log,
+		events: make(chan event, 1),
+		done:   make(chan struct{}),
+		gate:   make(chan struct{}, 1),
+		size:   sshbridge.DefaultWindowSize,
+	}
+	t.written = t.releaseGate
+	return t
+}
+
+// ID returns the terminal's id, unique on this node.
+func (t *Terminal) ID() string { return t.id }
+
+// State returns the terminal's state.
+func (t *Terminal) State() State { return State(t.state.Load()) }
+
+// Done is closed when the terminal has ended.
+func (t *Terminal) Done() <-chan struct{} { return t.done }
+
+// Session returns the SSH session of a running terminal, for SFTP on the
+// same connection (package files); nil before the shell is up. Closing it
+// ends the terminal.
+func (t *Terminal) Session() *sshbridge.Session { return t.sess.Load() }
+
+// Touch counts as activity for the idle timeout (a file transfer).
+func (t *Terminal) Touch() { t.lastActive.Store(time.Now().UnixNano()) }
+
+// Info describes the terminal.
+func (t *Terminal) Info() Info {
+	info := Info{
+		ID:       t.id,
+		Client:   t.addr,
+		BytesIn:  t.bytesIn.Load(),
+		BytesOut: t.bytesOut.Load(),
+		State:    t.State(),
+	}
+	if md := t.meta.Load(); md != nil {
+		info.Target, info.User, info.Auth, info.HostKey, info.Started = md.target, md.user, md.auth, md.hostKey, md.started
+	}
+	return info
+}
+
+// Start starts a session with the credentials id (start-session). A
+// second start is ignored.
+func (t *Terminal) Start(id string) { t.post(event{kind: evStart, text: id}) }
+
+// Resize sets the PTY's size; before the shell is up, it is opened at the
+// last size given.
+func (t *Terminal) Resize(size sshbridge.WindowSize) { t.post(event{kind: evResize, size: size}) }
+
+// Stop ends the terminal for reason (ErrClientGone, ErrInactive, ...).
+// The first reason wins.
+func (t *Terminal) Stop(reason error) { t.post(event{kind: evStop, err: reason}) }
+
+// Input sends input to the shell. It blocks while the remote does not
+// read: the client's later events wait, other clients' do not. Input
+// before the shell is up is dropped.
+func (t *Terminal) Input(input string) {
+	sess := t.sess.Load()
+	if sess == nil {
+		t.log.Debug("dropped ssh-input before the shell is ready")
+		return
+	}
+	t.Touch()
+	t.bytesIn.Add(uint64(len(input)))
+	if _, err := io.WriteString(sess, input); err != nil {
+		t.log.Debug("write to shell failed", "err", err)
+	}
+}
+
+// post hands an event to the owner goroutine; after the end it is
+// dropped. It reports whether the event was delivered.
+func (t *Terminal) post(e event) bool {
+	select {
+	case t.events <- e:
+		return true
+	case <-t.done:
+		return false
+	}
+}
+
+// run is the owner goroutine: it handles events until the terminal ends.
+// While the shell runs, sshbridge.Serve handles them, between answering
+// the SSH server. Once the shell is up, the owner moves to a fresh
+// goroutine: getting there (logging, the connection-ready emit) grew its
+// stack, and the goroutines of a running terminal should hold small
+// stacks, as thousands of them wait.
+func (t *Terminal) run() {
+	for t.State() != Ended {
+		if t.moveOn {
+			t.moveOn = false
+			go t.run()
+			return
+		}
+		if sess := t.sess.Load(); sess != nil && !t.served {
+			t.served = true
+			sshbridge.Serve(sess, t.events, t.handle)
+			continue
+		}
+		t.handle(<-t.events)
+	}
+}
+
+func (t *Terminal) handle(e event) {
+	if t.State() == Ended {
+		return
+	}
+	switch e.kind {
+	case evStart:
+		t.start(e.text)
+	case evResize:
+		t.resize(e.size)
+	case evStop:
+		t.stop(e.err)
+	case evDialed:
+		t.dialed(e.dial)
+	case evPumped:
+		t.pumped(e.stdout, e.err)
+	case evIdle:
+		t.checkIdle()
+	case evNotice:
+		t.notice(e.text)
+	}
+}
+
+func (t *Terminal) setState(s State) { t.state.Store(int32(s)) }
+
+func (t *Terminal) start(id string) {
+	if t.State() != Waiting {
+		t.log.Debug("ignored second start-session")
+		return
+	}
+	t.setState(Starting)
+	if !t.m.mayStart() {
+		t.finish(ErrShutdown)
+		return
+	}
+	ctx, cancel := context.WithCancelCause(context.Background())
+	t.cancel = cancel
+	go t.dial(ctx, id, t.size)
+}
+
+func (t *Terminal) resize(size sshbridge.WindowSize) {
+	t.size = size
+	if sess := t.sess.Load(); sess != nil && t.State() == Running {
+		if t.resizer == nil {
+			t.resizer = newResizer(sess, t.log)
+		}
+		t.resizer.set(size)
+	}
+}
+
+// stop decides the end: a dial is cancelled and a running session closed;
+// the pumps then report, and the terminal finishes.
+func (t *Terminal) stop(reason error) {
+	switch t.State() {
+	case Waiting:
+		t.finish(reason)
+		return
+	case Ending:
+		return
+	}
+	if !t.ending {
+		t.ending, t.reason = true, reason
+	}
+	t.cancel(reason)
+	if sess := t.sess.Load(); sess != nil {
+		t.setState(Ending)
+		sess.Close()
+	}
+}
+
+// dialResult is what the dial goroutine learnt.
+type dialResult struct {
+	ctx     context.Context
+	sess    *sshbridge.Session
+	err     error
+	release func()
+	size    sshbridge.WindowSize // the PTY's size
+	log     *slog.Logger
+	meta    meta
+}
+
+// dial takes the credentials, applies the limits and the login back-off,
+// and opens the SSH session, on a goroutine of its own (the SSH handshake
+// grows its stack, which ends with it); it reports to the owner.
+func (t *Terminal) dial(ctx context.Context, id string, size sshbridge.WindowSize) {
+	r := &dialResult{ctx: ctx, size: size, log: t.log}
+	r.sess, r.err = t.open(ctx, id, r)
+	if !t.post(event{kind: evDialed, dial: r}) {
+		// Unreachable: the owner waits for the dial before it ends.
+		if r.sess != nil {
+			r.sess.Close()
+		}
+		if r.release != nil {
+			r.release()
+		}
+	}
+}
+
+func (t *Terminal) open(ctx context.Context, id string, r *dialResult) (*sshbridge.Session, error) {
+	cfg := &t.m.cfg
+	target, err := cfg.Credentials.Take(ctx, id)
+	if err != nil {
+		t.log.Info("start-session with unknown credentials", "id", shortID(id))
+		return nil, ErrNoCredentials
+	}
+	defer clear(target.PrivateKey)
+	r.meta = meta{target: target.Addr(), user: target.User}
+	r.log = t.log.With("id", shortID(id), "host", target.Host, "port", target.Port, "user", target.User)
+	var dialed func(error)
+	if cfg.Admit != nil {
+		if dialed, r.release, err = cfg.Admit(ctx, t.addr, target); err != nil {
+			t.log.Info("session refused", "id", shortID(id), "reason", err)
+			return nil, err
+		}
+	}
+	sess, err := sshbridge.Open(ctx, cfg.SSH, target, r.size)
+	if dialed != nil {
+		dialed(err)
+	}
+	if err != nil {
+		if cause := context.Cause(ctx); cause != nil {
+			return nil, cause
+		}
+		r.log.Info("ssh connection failed", "err", err)
+	}
+	return sess, err
+}
+
+// dialed takes the dial's outcome: the shell runs, unless the dial failed
+// or the terminal was stopped meanwhile.
+func (t *Terminal) dialed(r *dialResult) {
+	t.release = r.release
+	t.log = r.log
+	md := r.meta
+	if r.err == nil {
+		if cause := context.Cause(r.ctx); cause != nil {
+			r.sess.Close()
+			r.err = cause
+		}
+	}
+	if r.err == nil {
+		md.auth, md.hostKey, md.started = r.sess.Auth(), r.sess.HostKey(), time.Now()
+	}
+	t.meta.Store(&md)
+	if r.err != nil {
+		t.finish(r.err)
+		return
+	}
+	t.sess.Store(r.sess)
+	t.setState(Running)
+	if t.size != r.size {
+		t.resize(t.size)
+	}
+	t.log.Info("terminal session started", "session", t.id)
+	var ready Ready
+	if t.m.cfg.FilesTokens {
+		ready.FilesToken = t.m.newFilesToken(t)
+	}
+	t.observe(Observer.Started, "")
+	t.client.Ready(ready)
+	t.Touch()
+	if limit := t.m.cfg.IdleTimeout; limit > 0 {
+		t.idle = time.AfterFunc(limit, func() { t.post(event{kind: evIdle}) })
+	}
+	if d := t.m.cfg.MaxSessionDuration; d > 0 {
+		t.lifetime = time.AfterFunc(d, func() { t.Stop(ErrLifetime) })
+	}
+	t.pumps = 2
+	t.moveOn = true
+	go t.pump(r.ctx, r.sess, true)
+	go t.pump(r.ctx, r.sess.Stderr(), false)
+}
+
+// checkIdle ends the terminal once neither input nor output has passed
+// for the idle timeout, and otherwise looks again when it could have.
+func (t *Terminal) checkIdle() {
+	limit := t.m.cfg.IdleTimeout
+	idle := time.Since(time.Unix(0, t.lastActive.Load()))
+	if idle >= limit {
+		t.stop(ErrInactive)
+		return
+	}
+	t.idle.Reset(limit - idle)
+}
+
+// pumped counts a pump that ended: the standard output's end (the shell
+// ended, or the session was closed) closes the session, which ends the
+// other; once both have sent all they hold, the terminal finishes.
+func (t *Terminal) pumped(stdout bool, err error) {
+	if stdout {
+		if !t.ending {
+			t.ending, t.reason = true, err
+		}
+		t.setState(Ending)
+		t.sess.Load().Close()
+	}
+	if t.pumps--; t.pumps == 0 {
+		t.finish(t.reason)
+	}
+}
+
+// notice shows text as a yellow line, if the shell runs.
+func (t *Terminal) notice(text string) {
+	if t.State() != Running {
+		return
+	}
+	t.client.Output(t.m.packet("\r\n\x1b[93m"+text+"\x1b[0m\r\n", ""), nil)
+}
+
+// finish ends the terminal: the SSH session and the timers stop, the
+// client gets its closing message (unless it left) and is disconnected,
+// the observers are told and the terminal is forgotten.
+func (t *Terminal) finish(reason error) {
+	was := t.State()
+	t.setState(Ended)
+	if t.cancel != nil {
+		t.cancel(reason)
+	}
+	if sess := t.sess.Load(); sess != nil {
+		sess.Close()
+	}
+	if t.idle != nil {
+		t.idle.Stop()
+	}
+	if t.lifetime != nil {
+		t.lifetime.Stop()
+	}
+	if t.release != nil {
+		t.release()
+	}
+	t.m.forget(t)
+	t.log.Info("terminal ended", "session", t.id, "reason", reason)
+	switch {
+	case was >= Running:
+		t.observe(Observer.Ended, classify(reason))
+	case was == Starting:
+		r := classify(reason)
+		if r == ReasonLost {
+			r = ReasonError // no connection to lose yet
+		}
+		t.observe(Observer.Failed, r)
+	}
+	if !errors.Is(reason, ErrClientGone) {
+		t.closeClient(reason)
+	}
+	close(t.done)
+}
+
+// refuse ends a terminal that never ran (Open after Shutdown).
+func (t *Terminal) refuse(reason error) {
+	t.setState(Ended)
+	t.log.Info("terminal ended", "session", t.id, "reason", reason)
+	t.closeClient(reason)
+	close(t.done)
+}
+
+// closeClient sends the red closing message and disconnects the client.
+func (t *Terminal) closeClient(reason error) {
+	timeout := `,"timeout":false`
+	if errors.Is(reason, ErrInactive) {
+		timeout = `,"timeout":true`
+	}
+	t.client.Output(t.m.packet("\r\n\x1b[91m"+Text(reason)+"\x1b[0m\r\n", timeout), nil)
+	t.client.Close()
+}
+
+// observe tells every observer, with the terminal's Info.
+func (t *Terminal) observe(call func(Observer, Info), reason Reason) {
+	if len(t.m.cfg.Observers) == 0 {
+		return
+	}
+	info := t.Info()
+	info.Reason = reason
+	for _, o := range t.m.cfg.Observers {
+		call(o, info)
+	}
+}
+
+// shortID is the part of a credentials id that may appear in logs.
+func shortID(id string) string {
+	if len(id) > 8 {
+		return id[:8]
+	}
+	return id
+}
+
+// resizer sends window changes to the remote on a helper goroutine, so
+// that the owner never waits on the network (a write can wait for a key
+// exchange or a full TCP window). Sizes given meanwhile are coalesced to
+// the latest; the helper runs while there is one to send.
+type resizer struct {
+	sess    *sshbridge.Session
+	log     *slog.Logger
+	sizes   chan sshbridge.WindowSize // the latest size not sent yet
+	running atomic.Bool
+}
+
+func newResizer(sess *sshbridge.Session, log *slog.Logger) *resizer {
+	return &resizer{sess: sess, log: log, sizes: make(chan sshbridge.WindowSize, 1)}
+}
+
+// set queues size in place of any size not sent yet. Only the owner calls
+// it, so after the drain there is room.
+func (r *resizer) set(size sshbridge.WindowSize) {
+	select {
+	case <-r.sizes:
+	default:
+	}
+	r.sizes <- size
+	if r.running.CompareAndSwap(false, true) {
+		go r.send()
+	}
+}
+
+func (r *resizer) send() {
+	for {
+		select {
+		case size := <-r.sizes:
+			if err := r.sess.Resize(size); err != nil {
+				r.log.Debug("resize failed", "err", err)
+			}
+		default:
+			r.running.Store(false)
+			// A size set after the receive above and before the store
+			// found the helper running: take it.
+			if len(r.sizes) == 0 || !r.running.CompareAndSwap(false, true) {
+				return
+			}
+		}
+	}
+}

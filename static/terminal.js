@@ -16,8 +16,28 @@
   // are only consumed by start-session, so a reload can still succeed.
   const MAX_CONNECT_ATTEMPTS = 3;
 
+  // A paste goes out in ordered ssh-input messages of at most this many
+  // bytes (UTF-8), far below the server's limit on one message.
+  const MAX_INPUT_BYTES = 65536;
+
   const RED = "\x1b[91m";
   const RESET = "\x1b[0m";
+  const HIDE_CURSOR = "\x1b[?25l";
+
+  // The xterm.js default colours (its Tango palette), spelled out so that
+  // an ended terminal can be dimmed from them.
+  const DARK_THEME = {
+    foreground: "#ffffff", background: "#000000", cursor: "#ffffff",
+    black: "#2e3436", red: "#cc0000", green: "#4e9a06", yellow: "#c4a000",
+    blue: "#3465a4", magenta: "#75507b", cyan: "#06989a", white: "#d3d7cf",
+    brightBlack: "#555753", brightRed: "#ef2929", brightGreen: "#8ae234", brightYellow: "#fce94f",
+    brightBlue: "#729fcf", brightMagenta: "#ad7fa8", brightCyan: "#34e2e2", brightWhite: "#eeeeec",
+  };
+  // Dimming an ended terminal fades these toward the background. Bright
+  // red (SGR 91) stays: it is the colour of the closing message, which
+  // must stay readable.
+  const DIMMED_COLOURS = ["foreground", "black", "red", "green", "yellow", "blue", "magenta", "cyan", "white",
+    "brightBlack", "brightGreen", "brightYellow", "brightBlue", "brightMagenta", "brightCyan", "brightWhite"];
 
   const credentialsId = document.body.dataset.credentialsUuid || "";
 
@@ -49,6 +69,7 @@
   const term = new Terminal({
     allowProposedApi: true, // term.unicode, for the Unicode 11 widths
     cursorBlink: true,
+    theme: DARK_THEME,
     fontFamily: '"DejaVu Sans Mono", "Cascadia Mono", Menlo, Consolas, "Liberation Mono", "Courier New", monospace',
     fontSize: 15,
     scrollback: 10000,
@@ -69,6 +90,10 @@
   let waitShown = true;
   term.write("Wait...");
 
+  // blank stays true until the remote has printed something: a message
+  // then starts on the first row.
+  let blank = true;
+
   function clearWait() {
     if (waitShown) {
       waitShown = false;
@@ -76,6 +101,50 @@
       // after the "Wait..." write (term.reset() would run before it).
       term.write("\r\x1b[2K");
     }
+  }
+
+  // Colours: rgb parses any CSS colour into [r, g, b] (null if it is
+  // not one), through a canvas, which needs no document and no CSP.
+  const colourParser = document.createElement("canvas").getContext("2d");
+  function rgb(colour) {
+    colourParser.fillStyle = "#010203";
+    colourParser.fillStyle = String(colour);
+    const m = /^#([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$|^rgba?\((\d+), (\d+), (\d+)/.exec(colourParser.fillStyle);
+    if (!m || (colourParser.fillStyle === "#010203" && String(colour).toLowerCase() !== "#010203")) {
+      return null;
+    }
+    return m[1] ? [parseInt(m[1], 16), parseInt(m[2], 16), parseInt(m[3], 16)] : [+m[4], +m[5], +m[6]];
+  }
+  function hex(c) {
+    return "#" + c.map(function (v) { return (256 | Math.round(v)).toString(16).slice(1); }).join("");
+  }
+  // The 240 colours after the first 16 (6x6x6 cube, 24 greys), as xterm.js
+  // computes them.
+  function defaultExtendedAnsi() {
+    const level = [0, 95, 135, 175, 215, 255];
+    const out = [];
+    for (let i = 0; i < 216; i++) {
+      out.push(hex([level[Math.floor(i / 36)], level[Math.floor(i / 6) % 6], level[i % 6]]));
+    }
+    for (let i = 0; i < 24; i++) {
+      out.push(hex([8 + 10 * i, 8 + 10 * i, 8 + 10 * i]));
+    }
+    return out;
+  }
+  // dimmed is theme with its text colours halfway to the background.
+  function dimmed(theme) {
+    const bg = rgb(theme.background || DARK_THEME.background) || [0, 0, 0];
+    const fade = function (colour) {
+      const c = rgb(colour);
+      return c ? hex(c.map(function (v, i) { return (v + bg[i]) / 2; })) : colour;
+    };
+    const out = Object.assign({}, theme);
+    DIMMED_COLOURS.forEach(function (key) {
+      out[key] = fade(theme[key] || DARK_THEME[key]);
+    });
+    const extended = (theme.extendedAnsi || []).concat(defaultExtendedAnsi().slice((theme.extendedAnsi || []).length));
+    out.extendedAnsi = extended.map(fade);
+    return out;
   }
 
   // The URL names the namespace; the engine's path carries the base path.
@@ -104,21 +173,40 @@
     socket.emit("resize", size);
   }
 
+  // sendInput sends input in order, a large paste in several messages of
+  // at most MAX_INPUT_BYTES: a UTF-16 unit is at most three UTF-8 bytes,
+  // an ASCII one exactly one.
+  function sendInput(data) {
+    const step = /^[\x00-\x7f]*$/.test(data) ? MAX_INPUT_BYTES : Math.floor(MAX_INPUT_BYTES / 3);
+    let start = 0;
+    do {
+      let stop = Math.min(start + step, data.length);
+      const last = data.charCodeAt(stop - 1);
+      if (stop < data.length && last >= 0xd800 && last < 0xdc00) {
+        stop--; // never split a surrogate pair
+      }
+      socket.emit("ssh-input", { input: data.slice(start, stop) });
+      start = stop;
+    } while (start < data.length);
+  }
+
   // end marks the session as over: no more input, no reconnection, and the
-  // text on screen stays. message, if given, is shown in red.
+  // text on screen stays, dimmed, without a cursor. message, if given, is
+  // shown in red.
   function end(message) {
     if (alfresco.state === "ended") {
       return;
     }
     alfresco.state = "ended";
     clearTimeout(inactivityTimer);
+    clearWait();
     if (message) {
-      // Replace a lone "Wait..." rather than printing below it.
-      const lead = waitShown ? "" : "\r\n";
-      clearWait();
-      term.write(lead + RED + message + RESET + "\r\n");
+      term.write((blank ? "" : "\r\n") + RED + message + RESET + "\r\n");
     }
+    term.write(HIDE_CURSOR);
     term.options.cursorBlink = false;
+    term.options.disableStdin = true;
+    term.options.theme = dimmed(term.options.theme);
     socket.io.reconnection(false);
     socket.disconnect(); // also stops a pending reconnection attempt
   }
@@ -168,13 +256,17 @@
       return;
     }
     clearWait();
-    term.write(data.output);
     if (Object.prototype.hasOwnProperty.call(data, "timeout")) {
       // The closing message, already red: keep it on screen and stop.
       closingSeen = true;
+      term.write(blank ? data.output.replace(/^[\r\n]+/, "") : data.output);
       end();
       return;
     }
+    if (data.output) {
+      blank = false;
+    }
+    term.write(data.output);
     noteActivity();
   });
 
@@ -207,7 +299,7 @@
     if (alfresco.state !== "ready") {
       return;
     }
-    socket.emit("ssh-input", { input: data });
+    sendInput(data);
     noteActivity();
   });
 

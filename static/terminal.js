@@ -19,6 +19,10 @@
   // A paste goes out in ordered ssh-input messages of at most this many
   // bytes (UTF-8), far below the server's limit on one message.
   const MAX_INPUT_BYTES = 65536;
+  // Input is held back while this much is on its way; the page then looks
+  // again after INPUT_PUMP_MS.
+  const INPUT_HIGH_WATER = 1 << 20;
+  const INPUT_PUMP_MS = 10;
 
   const RED = "\x1b[91m";
   const RESET = "\x1b[0m";
@@ -174,8 +178,14 @@
   }
 
   // sendInput sends input in order, a large paste in several messages of
-  // at most MAX_INPUT_BYTES: a UTF-16 unit is at most three UTF-8 bytes,
-  // an ASCII one exactly one.
+  // at most MAX_INPUT_BYTES (a UTF-16 unit is at most three UTF-8 bytes,
+  // an ASCII one exactly one). Messages wait in inputQueue while more than
+  // INPUT_HIGH_WATER bytes are on their way, so that a huge paste neither
+  // freezes the page nor holds the connection's heartbeats behind
+  // megabytes; a keystroke with nothing queued goes out at once.
+  const inputQueue = [];
+  let pumpTimer = 0;
+
   function sendInput(data) {
     const step = /^[\x00-\x7f]*$/.test(data) ? MAX_INPUT_BYTES : Math.floor(MAX_INPUT_BYTES / 3);
     let start = 0;
@@ -185,9 +195,35 @@
       if (stop < data.length && last >= 0xd800 && last < 0xdc00) {
         stop--; // never split a surrogate pair
       }
-      socket.emit("ssh-input", { input: data.slice(start, stop) });
+      inputQueue.push(data.slice(start, stop));
       start = stop;
     } while (start < data.length);
+    pumpInput();
+  }
+
+  // inFlight estimates the bytes emitted but not yet sent: the engine's
+  // write buffer (packets, counted at their largest) and the WebSocket's
+  // own buffer (engine.io-client 6 keeps it as transport.ws).
+  function inFlight() {
+    const engine = socket.io.engine;
+    if (!engine) {
+      return 0;
+    }
+    const ws = engine.transport && engine.transport.ws;
+    return (engine.writeBuffer ? engine.writeBuffer.length * MAX_INPUT_BYTES : 0) +
+      (ws && typeof ws.bufferedAmount === "number" ? ws.bufferedAmount : 0);
+  }
+
+  function pumpInput() {
+    clearTimeout(pumpTimer);
+    pumpTimer = 0;
+    while (inputQueue.length && socket.connected && alfresco.state === "ready") {
+      if (inFlight() > INPUT_HIGH_WATER) {
+        pumpTimer = setTimeout(pumpInput, INPUT_PUMP_MS);
+        return;
+      }
+      socket.emit("ssh-input", { input: inputQueue.shift() });
+    }
   }
 
   // end marks the session as over: no more input, no reconnection, and the
@@ -199,6 +235,8 @@
     }
     alfresco.state = "ended";
     clearTimeout(inactivityTimer);
+    clearTimeout(pumpTimer);
+    inputQueue.length = 0;
     clearWait();
     if (message) {
       term.write((blank ? "" : "\r\n") + RED + message + RESET + "\r\n");

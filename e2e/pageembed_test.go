@@ -13,10 +13,10 @@ import (
 	"github.com/alfresco-ssh/alfresco-ssh/internal/sshdtest"
 )
 
-// embedder serves a parent page, on another origin than the gateway
-// (localhost rather than 127.0.0.1), that frames ?frame=URL, records every
-// message the frame posts in window.__messages and posts to it with
-// window.send(message).
+// embedder serves a parent page, on another origin than the gateway (the
+// host name localhost rather than 127.0.0.1, and a port of its own), that
+// frames ?frame=URL, records every message the frame posts in
+// window.__messages and posts to it with window.send(message).
 type embedder struct {
 	origin string // "http://localhost:port"
 }
@@ -39,7 +39,8 @@ window.addEventListener("message", (e) => {
 window.send = (m) => document.getElementById("terminal").contentWindow.postMessage(m, "*");
 </script></head>
 <body style="margin:0">
-<iframe id="terminal" src="%s" width="900" height="450"></iframe>
+<h1 style="font:16px sans-serif">Lab machine 1</h1>
+<iframe id="terminal" src="%s" width="900" height="450" allow="clipboard-read; clipboard-write"></iframe>
 </body></html>`, html.EscapeString(r.URL.Query().Get("frame")))
 	}))
 	t.Cleanup(srv.Close)

@@ -27,57 +27,39 @@ const colourOfJS = `(text) => {
 const cursorShownJS = `() => document.querySelector(".xterm-rows .xterm-cursor") !== null`
 
 // TestBrowserEndedTerminal: an ended terminal looks ended (no cursor, no
-// blink, dimmed text) while its red closing message stays bright, and a
-// message on a blank screen starts on the first row.
+// blink, dimmed text) while its red closing message stays bright. (That a
+// message on a blank screen starts on the first row: TestBrowser, wrong
+// password.)
 func TestBrowserEndedTerminal(t *testing.T) {
 	getBrowser(t)
 	sshd := sshdtest.Start(t)
 	g := startGateway(t)
 
-	t.Run("exit", func(t *testing.T) {
-		p := newPage(t, pageOptions{})
-		openTerminal(t, p, g.url+"/?connection="+g.createCredentials(t, login(sshd)))
-		p.waitFor("a cursor", cursorShownJS, nil)
-		var before []int
-		p.eval(colourOfJS, "alfresco-test$", &before)
-		p.run("exit")
-		p.waitLine("Connection closed.")
-		p.waitFor("the page to end the session", `() => window.alfresco.state === "ended"`, nil)
-		p.waitFor("the cursor to go", `() => !(`+cursorShownJS+`)()`, nil)
-		var state struct {
-			Blink        bool
-			Prompt, Red  []int
-			DisableStdin bool
-		}
-		p.eval(`(c) => ({blink: `+termJS+`.options.cursorBlink, disableStdin: `+termJS+`.options.disableStdin,
-			prompt: (`+colourOfJS+`)("alfresco-test$"), red: (`+colourOfJS+`)("Connection closed.")})`, nil, &state)
-		if state.Blink || !state.DisableStdin {
-			t.Errorf("got cursorBlink %v, disableStdin %v; want false, true", state.Blink, state.DisableStdin)
-		}
-		if sum(state.Prompt)*10 > sum(before)*6 {
-			t.Errorf("got the prompt's colour %v after the end, %v before: want it dimmed", state.Prompt, before)
-		}
-		if fmt.Sprint(state.Red) != "[239 41 41]" {
-			t.Errorf("got the closing message in %v, want bright red [239 41 41]", state.Red)
-		}
-	})
-
-	t.Run("message on a blank screen", func(t *testing.T) {
-		wrong := login(sshd)
-		wrong["password"] = "wrong-" + sshd.Password
-		p := newPage(t, pageOptions{})
-		p.navigate(g.url + "/?connection=" + g.createCredentials(t, wrong))
-		p.waitFor("the page to end the session", `() => window.alfresco && window.alfresco.state === "ended"`, nil)
-		v := p.waitFor("the reason on the screen", `() => {
-			const i = `+linesJS+`.findIndex((l) => l.includes("authentication failed"));
-			return i >= 0 ? {row: i} : null;
-		}`, nil)
-		var r struct{ Row int }
-		json.Unmarshal(v, &r)
-		if r.Row != 0 {
-			t.Errorf("got the message on row %d, want the first row (0):\n%s", r.Row, p.screenDump())
-		}
-	})
+	p := newPage(t, pageOptions{})
+	openTerminal(t, p, g.url+"/?connection="+g.createCredentials(t, login(sshd)))
+	p.waitFor("a cursor", cursorShownJS, nil)
+	var before []int
+	p.eval(colourOfJS, "alfresco-test$", &before)
+	p.run("exit")
+	p.waitLine("Connection closed.")
+	p.waitFor("the page to end the session", `() => window.alfresco.state === "ended"`, nil)
+	p.waitFor("the cursor to go", `() => !(`+cursorShownJS+`)()`, nil)
+	var state struct {
+		Blink        bool
+		Prompt, Red  []int
+		DisableStdin bool
+	}
+	p.eval(`(c) => ({blink: `+termJS+`.options.cursorBlink, disableStdin: `+termJS+`.options.disableStdin,
+		prompt: (`+colourOfJS+`)("alfresco-test$"), red: (`+colourOfJS+`)("Connection closed.")})`, nil, &state)
+	if state.Blink || !state.DisableStdin {
+		t.Errorf("got cursorBlink %v, disableStdin %v; want false, true", state.Blink, state.DisableStdin)
+	}
+	if sum(state.Prompt)*10 > sum(before)*6 {
+		t.Errorf("got the prompt's colour %v after the end, %v before: want it dimmed", state.Prompt, before)
+	}
+	if fmt.Sprint(state.Red) != "[239 41 41]" {
+		t.Errorf("got the closing message in %v, want bright red [239 41 41]", state.Red)
+	}
 }
 
 func sum(c []int) int {

@@ -7,10 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"html"
 	"io"
 	"log"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -598,26 +596,4 @@ func randomTag() string {
 	b := make([]byte, 4)
 	rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-// parentPage serves a page on another origin than the gateway (the host
-// name localhost rather than 127.0.0.1, and a port of its own) holding url
-// in an <iframe>; it returns the page's URL.
-func parentPage(t testing.TB, url string) string {
-	t.Helper()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/" {
-			http.NotFound(w, r)
-			return
-		}
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		fmt.Fprintf(w, `<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>VM lab</title></head>
-<body style="margin:0">
-<h1 style="font:16px sans-serif">Lab machine 1</h1>
-<iframe id="terminal" src="%s" width="900" height="450" allow="clipboard-read; clipboard-write"></iframe>
-</body></html>`, html.EscapeString(url))
-	}))
-	t.Cleanup(srv.Close)
-	return fmt.Sprintf("http://localhost:%d/", srv.Listener.Addr().(*net.TCPAddr).Port)
 }

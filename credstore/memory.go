@@ -6,14 +6,7 @@
 package credstore
 
 import (
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/hkdf"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"sync"
 	"time"
 
@@ -32,9 +25,9 @@ var (
 // AES-256-GCM under the process key; each is taken at most once and
 // removed when its time to live runs out. Safe for concurrent use.
 type Memory struct {
-	aead cipher.AEAD
-	ttl  time.Duration
-	max  int
+	sealer *sealer
+	ttl    time.Duration
+	max    int
 
 	mu      sync.Mutex
 	entries map[string]*sealed
@@ -45,51 +38,24 @@ type sealed struct {
 	timer *time.Timer
 }
 
-// storedTarget is the plaintext form of a sealed entry.
-type storedTarget struct {
-	Host       string `json:"h"`
-	Port       int    `json:"p"`
-	User       string `json:"u"`
-	Password   string `json:"pw,omitempty"`
-	PrivateKey []byte `json:"k,omitempty"`
-	Passphrase string `json:"pp,omitempty"`
-	HostKey    string `json:"hk,omitempty"`
-}
-
 // NewMemory returns a store whose entries expire after ttl, holding at most
 // max entries. key is the process secret (any length, typically the 32
 // bytes of a Fernet key); nil means a fresh random key.
 func NewMemory(key []byte, ttl time.Duration, max int) (*Memory, error) {
-	if key == nil {
-		key = make([]byte, 32)
-		rand.Read(key)
-	}
-	aesKey, err := hkdf.Key(sha256.New, key, nil, "alfresco-ssh credentials v1", 32)
+	sl, err := newSealer(key)
 	if err != nil {
-		return nil, fmt.Errorf("credstore: derive credentials key: %w", err)
+		return nil, err
 	}
-	block, err := aes.NewCipher(aesKey)
-	if err != nil {
-		return nil, fmt.Errorf("credstore: credentials cipher: %w", err)
-	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, fmt.Errorf("credstore: credentials cipher: %w", err)
-	}
-	return &Memory{aead: aead, ttl: ttl, max: max, entries: make(map[string]*sealed)}, nil
+	return &Memory{sealer: sl, ttl: ttl, max: max, entries: make(map[string]*sealed)}, nil
 }
 
 // Put seals t and returns its new id, a random UUID.
 func (s *Memory) Put(t sshbridge.Target) (string, error) {
-	plain, err := json.Marshal(storedTarget(t))
-	if err != nil {
-		return "", fmt.Errorf("credstore: encode credentials: %w", err)
-	}
 	id := uuid.NewString()
-	nonce := make([]byte, s.aead.NonceSize(), s.aead.NonceSize()+len(plain)+s.aead.Overhead())
-	rand.Read(nonce)
-	blob := s.aead.Seal(nonce, nonce, plain, []byte(id))
-	clear(plain)
+	blob, err := s.sealer.seal(id, t)
+	if err != nil {
+		return "", err
+	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -115,19 +81,9 @@ func (s *Memory) Take(id string) (sshbridge.Target, error) {
 	if !ok {
 		return sshbridge.Target{}, ErrCredentialsNotFound
 	}
-	ns := s.aead.NonceSize()
-	plain, err := s.aead.Open(nil, e.blob[:ns], e.blob[ns:], []byte(id))
+	t, err := s.sealer.open(id, e.blob)
 	clear(e.blob)
-	if err != nil {
-		return sshbridge.Target{}, fmt.Errorf("credstore: open credentials: %w", err)
-	}
-	var st storedTarget
-	err = json.Unmarshal(plain, &st)
-	clear(plain)
-	if err != nil {
-		return sshbridge.Target{}, fmt.Errorf("credstore: decode credentials: %w", err)
-	}
-	return sshbridge.Target(st), nil
+	return t, err
 }
 
 // Has reports whether id is waiting to be used.

@@ -112,11 +112,11 @@ func TestStoreSharedKey(t *testing.T) {
 	a.mu.Lock()
 	e := a.entries[id]
 	a.mu.Unlock()
-	ns := a.aead.NonceSize()
-	if _, err := b.aead.Open(nil, e.blob[:ns], e.blob[ns:], []byte(id)); err != nil {
+	ns := a.sealer.aead.NonceSize()
+	if _, err := b.sealer.aead.Open(nil, e.blob[:ns], e.blob[ns:], []byte(id)); err != nil {
 		t.Errorf("got %v, want a store with the same key to open the entry", err)
 	}
-	if _, err := c.aead.Open(nil, e.blob[:ns], e.blob[ns:], []byte(id)); err == nil {
+	if _, err := c.sealer.aead.Open(nil, e.blob[:ns], e.blob[ns:], []byte(id)); err == nil {
 		t.Error("got success, want a store with another key to fail")
 	}
 }

@@ -1,11 +1,14 @@
 // Package credstore keeps credentials between the HTTP call that creates
 // them and the terminal that uses them: sealed (AES-256-GCM), single use,
-// with a time to live.
+// with a time to live. Two backends share one method set: Memory (this
+// process only) and Redis (every node sharing the Redis server and the
+// key), which holds nothing but the ciphertext.
 //
 // Concurrency: a store is safe for concurrent use.
 package credstore
 
 import (
+	"context"
 	"errors"
 	"sync"
 	"time"
@@ -18,6 +21,8 @@ import (
 var (
 	ErrCredentialsNotFound = errors.New("credentials not found")
 	ErrStoreFull           = errors.New("too many pending credentials")
+	// ErrUnavailable wraps every failure to reach a shared store.
+	ErrUnavailable = errors.New("credential store unavailable")
 )
 
 // Memory holds credentials between the HTTP call that creates them and the
@@ -50,7 +55,7 @@ func NewMemory(key []byte, ttl time.Duration, max int) (*Memory, error) {
 }
 
 // Put seals t and returns its new id, a random UUID.
-func (s *Memory) Put(t sshbridge.Target) (string, error) {
+func (s *Memory) Put(_ context.Context, t sshbridge.Target) (string, error) {
 	id := uuid.NewString()
 	blob, err := s.sealer.seal(id, t)
 	if err != nil {
@@ -70,7 +75,7 @@ func (s *Memory) Put(t sshbridge.Target) (string, error) {
 
 // Take removes the entry id and returns its credentials. Of several callers
 // racing for one id, exactly one succeeds.
-func (s *Memory) Take(id string) (sshbridge.Target, error) {
+func (s *Memory) Take(_ context.Context, id string) (sshbridge.Target, error) {
 	s.mu.Lock()
 	e, ok := s.entries[id]
 	if ok {
@@ -87,12 +92,15 @@ func (s *Memory) Take(id string) (sshbridge.Target, error) {
 }
 
 // Has reports whether id is waiting to be used.
-func (s *Memory) Has(id string) bool {
+func (s *Memory) Has(_ context.Context, id string) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	_, ok := s.entries[id]
-	return ok
+	return ok, nil
 }
+
+// Ping reports whether the store can take new credentials: always.
+func (s *Memory) Ping(context.Context) error { return nil }
 
 // Len returns the number of pending entries.
 func (s *Memory) Len() int {
@@ -102,7 +110,7 @@ func (s *Memory) Len() int {
 }
 
 // Close drops every entry.
-func (s *Memory) Close() {
+func (s *Memory) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for id, e := range s.entries {
@@ -110,6 +118,7 @@ func (s *Memory) Close() {
 		clear(e.blob)
 		delete(s.entries, id)
 	}
+	return nil
 }
 
 func (s *Memory) expire(id string, e *sealed) {

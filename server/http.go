@@ -37,21 +37,30 @@ func (s *Server) newEcho() (*echo.Echo, error) {
 	}))
 
 	e.Use(s.securityHeaders)
+	if s.cfg.Requests != nil {
+		e.Use(s.countRequests)
+	}
+	if s.cfg.BasePath != "" {
+		e.GET(s.cfg.BasePath, s.redirectToBase)
+	}
+	g := e.Group(s.cfg.BasePath)
 	create := []echo.MiddlewareFunc{s.cors, s.checkOrigin, s.requireToken, s.limitBody}
-	e.POST("/create-credentials", s.createCredentials, create...)
-	e.POST("/create-session", s.createSession, create...)
-	e.OPTIONS("/create-credentials", postOnly, s.cors)
-	e.OPTIONS("/create-session", postOnly, s.cors)
+	g.POST("/create-credentials", s.createCredentials, create...)
+	g.POST("/create-session", s.createSession, create...)
+	g.OPTIONS("/create-credentials", postOnly, s.cors)
+	g.OPTIONS("/create-session", postOnly, s.cors)
 	// Without these, GET /create-session would be taken for a generation-1
 	// page id.
 	others := []string{http.MethodGet, http.MethodHead, http.MethodPut, http.MethodPatch, http.MethodDelete}
-	e.Match(others, "/create-credentials", postOnly)
-	e.Match(others, "/create-session", postOnly)
-	e.GET("/", s.terminalPage)
-	e.GET("/:id", s.terminalPageGen1)
-	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
-	e.GET("/static/*", echo.WrapHandler(http.StripPrefix("/static/", staticHandler(static))))
-	e.Any("/socket.io/*", echo.WrapHandler(s.io.ServeHandler(nil)), s.checkOrigin)
+	g.Match(others, "/create-credentials", postOnly)
+	g.Match(others, "/create-session", postOnly)
+	g.GET("/", s.terminalPage)
+	g.GET("/:id", s.terminalPageGen1)
+	g.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
+	g.GET("/livez", livez)
+	g.GET("/readyz", s.readyz)
+	g.GET("/static/*", echo.WrapHandler(http.StripPrefix(s.cfg.BasePath+"/static/", staticHandler(static))))
+	g.Any("/socket.io/*", echo.WrapHandler(s.io.ServeHandler(nil)), s.checkOrigin)
 	return e, nil
 }
 
@@ -98,7 +107,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if status == http.StatusUnauthorized {
 		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="alfresco-ssh"`)
 	}
-	if c.Path() == "/create-session" || c.Path() == "/:id" {
+	if r := s.route(c); r == "/create-session" || r == "/:id" {
 		body = map[string]string{"error": msg} // generation 1 shape
 	}
 	if c.Request().Method == http.MethodHead {
@@ -135,11 +144,15 @@ func (s *Server) storeRequest(c echo.Context) (string, error) {
 		s.log.Info("refused target", "host", target.Host, "port", target.Port, "client", client, "err", err)
 		return "", &requestError{http.StatusForbidden, "Target not allowed by the gateway's policy"}
 	}
-	id, err := s.store.Put(target)
+	id, err := s.store.Put(c.Request().Context(), target)
 	clear(target.PrivateKey)
 	if errors.Is(err, credstore.ErrStoreFull) {
 		s.log.Warn("credential store full", "max", s.cfg.MaxCredentials)
 		return "", &requestError{http.StatusServiceUnavailable, "Too many pending sessions, try again later"}
+	}
+	if errors.Is(err, credstore.ErrUnavailable) {
+		s.log.Warn("credentials not stored", "err", err)
+		return "", errStoreDown
 	}
 	if err != nil {
 		return "", err
@@ -158,7 +171,7 @@ func (s *Server) createCredentials(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{
 		"success":         true,
 		"connection_uuid": id,
-		"url":             s.baseURL(c.Request()) + "/?connection=" + id,
+		"url":             s.baseURL(c.Request()) + s.cfg.BasePath + "/?connection=" + id,
 	})
 }
 
@@ -175,7 +188,7 @@ func (s *Server) createSession(c echo.Context) error {
 	}
 	return c.JSON(http.StatusOK, map[string]string{
 		"create_session_id": id,
-		"url":               s.baseURL(c.Request()) + "/" + id,
+		"url":               s.baseURL(c.Request()) + s.cfg.BasePath + "/" + id,
 	})
 }
 
@@ -192,7 +205,15 @@ func (s *Server) terminalPageGen1(c echo.Context) error {
 // renderPage shows the terminal page without consuming the credentials, so
 // that a reload before the terminal starts still works.
 func (s *Server) renderPage(c echo.Context, id string) error {
-	if !s.store.Has(id) {
+	ok, err := s.store.Has(c.Request().Context(), id)
+	if errors.Is(err, credstore.ErrUnavailable) {
+		s.log.Warn("page not served", "err", err)
+		return errStoreDown
+	}
+	if err != nil {
+		return err
+	}
+	if !ok {
 		return &requestError{http.StatusNotFound, "Could not find stored credentials with ID " + truncate(id, 64)}
 	}
 	h := c.Response().Header()

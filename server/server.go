@@ -89,6 +89,18 @@ type Config struct {
 	// means a strict policy for the embedded page and none for a custom
 	// template (a Flask page may load scripts from CDNs).
 	PageCSP string
+	// Store keeps credentials until a terminal uses them; nil means a
+	// memory store built from CredentialsKey, CredentialsTTL and
+	// MaxCredentials. The server closes it on Shutdown.
+	Store CredentialStore
+	// BasePath, "" or "/prefix" without a trailing slash, puts every route
+	// under the prefix.
+	BasePath string
+	// Transports are the Socket.IO transports accepted: "polling" and
+	// "websocket" (default both).
+	Transports []string
+	// Requests counts HTTP requests; nil counts nothing.
+	Requests RequestCounter
 	// Logger receives the server's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -121,6 +133,9 @@ func (c *Config) setDefaults() {
 	if c.SSH.Logger == nil {
 		c.SSH.Logger = c.Logger
 	}
+	if len(c.Transports) == 0 {
+		c.Transports = []string{"polling", "websocket"}
+	}
 	if c.Targets == nil {
 		c.Targets = policy.NewTargetPolicy(nil, nil, nil)
 	}
@@ -133,7 +148,7 @@ func (c *Config) setDefaults() {
 type Server struct {
 	cfg   Config
 	log   *slog.Logger
-	store *credstore.Memory
+	store CredentialStore
 	page  page
 	echo  *echo.Echo
 	io    *socket.Server
@@ -145,6 +160,7 @@ type Server struct {
 	certs    *certReloader
 	output   atomic.Uint64 // bytes of terminal output relayed
 	gate     connectGate
+	draining atomic.Bool // set by Drain: /readyz answers 503
 
 	mu        sync.Mutex
 	closing   bool
@@ -162,13 +178,17 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("server: read page template: %w", err)
 		}
 	}
-	pg, unknown := parsePage(string(tmpl))
+	pg, unknown := parsePage(string(tmpl), cfg.BasePath)
 	if len(unknown) > 0 {
 		cfg.Logger.Warn("page template has expressions that render empty", "expressions", unknown)
 	}
-	store, err := credstore.NewMemory(cfg.CredentialsKey, cfg.CredentialsTTL, cfg.MaxCredentials)
-	if err != nil {
-		return nil, err
+	store := cfg.Store
+	if store == nil {
+		mem, err := credstore.NewMemory(cfg.CredentialsKey, cfg.CredentialsTTL, cfg.MaxCredentials)
+		if err != nil {
+			return nil, err
+		}
+		store = mem
 	}
 	s := &Server{
 		cfg:       cfg,
@@ -181,6 +201,7 @@ func New(cfg Config) (*Server, error) {
 		authFail:  policy.NewAuthBackoff(cfg.AuthFailures, 10*time.Minute, 30*time.Second, 15*time.Minute),
 		sessions:  policy.NewSessionCounter(cfg.MaxSessions, cfg.MaxSessionsPerClient),
 	}
+	var err error
 	if cfg.TLSCertFile != "" || cfg.TLSKeyFile != "" {
 		if s.certs, err = newCertReloader(cfg.TLSCertFile, cfg.TLSKeyFile, cfg.Logger); err != nil {
 			return nil, err

@@ -15,6 +15,7 @@ import (
 	"github.com/zishang520/socket.io/servers/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
 
+	"github.com/alfresco-ssh/alfresco-ssh/credstore"
 	"github.com/alfresco-ssh/alfresco-ssh/policy"
 	"github.com/alfresco-ssh/alfresco-ssh/sshbridge"
 )
@@ -28,6 +29,8 @@ var (
 	errShutdown   = errors.New("server shutting down")
 	errNoSession  = errors.New("credentials unknown, expired or already used")
 	errLifetime   = errors.New("maximum session duration reached")
+	// errStoreUnavailable: the credentials could not be looked up.
+	errStoreUnavailable = errors.New("credential store unavailable")
 )
 
 // blockedError is a refusal that lasts until a back-off ends.
@@ -50,8 +53,7 @@ func (s *Server) newSocketIO() *socket.Server {
 	opts.SetPingInterval(s.cfg.PingInterval)
 	opts.SetPingTimeout(s.cfg.PingTimeout)
 	opts.SetMaxHttpBufferSize(s.cfg.MaxMessageBytes)
-	// Polling with serialized writes: see serialPolling.
-	opts.SetTransports(types.NewSet[transports.TransportCtor](&serialPollingBuilder{}, engine.WebSocket))
+	opts.SetTransports(s.transports())
 	// Origins are checked by the HTTP route (checkOrigin), which also knows
 	// trusted proxies; the library's own websocket check compares Origin
 	// with Host only, which fails behind a proxy, so it lets all through.
@@ -164,7 +166,7 @@ func (t *terminal) onStart(args ...any) {
 		t.finish(errShutdown)
 		return
 	}
-	target, release, err := t.prepare(id)
+	target, release, err := t.prepare(ctx, id)
 	if err != nil {
 		t.srv.running.Done()
 		t.finish(err)
@@ -191,8 +193,12 @@ func (t *terminal) onStart(args ...any) {
 
 // prepare takes the credentials and applies the session limits and the
 // login back-off before a dial.
-func (t *terminal) prepare(id string) (target sshbridge.Target, release func(), err error) {
-	if target, err = t.srv.store.Take(id); err != nil {
+func (t *terminal) prepare(ctx context.Context, id string) (target sshbridge.Target, release func(), err error) {
+	if target, err = t.srv.store.Take(ctx, id); errors.Is(err, credstore.ErrUnavailable) {
+		t.log.Warn("start-session: credential store unavailable", "err", err)
+		return target, nil, errStoreUnavailable
+	}
+	if err != nil {
 		t.log.Info("start-session with unknown credentials", "id", shortID(id))
 		return target, nil, errNoSession
 	}
@@ -486,6 +492,8 @@ func closingText(reason error) string {
 		return "Session closed: the maximum session duration was reached."
 	case errors.Is(reason, errShutdown):
 		return "The gateway is shutting down. Connection closed."
+	case errors.Is(reason, errStoreUnavailable):
+		return "Could not start the session: the gateway cannot reach its credential store, try again later."
 	case errors.Is(reason, errNoSession):
 		return "Could not start the session: the credentials are unknown, expired or already used."
 	case errors.Is(reason, sshbridge.ErrAuth):

@@ -30,7 +30,9 @@ func startNodes(t *testing.T, n int, redisURL string, flags ...string) []*gatewa
 	nodes := make([]*gateway, n)
 	var wg sync.WaitGroup
 	for i := range nodes {
-		wg.Go(func() { nodes[i] = startGatewayEnv(t, []string{nodeKey}, append([]string{"--store", redisURL}, flags...)...) })
+		wg.Go(func() {
+			nodes[i] = startGatewayEnv(t, []string{nodeKey}, append([]string{"--store", redisURL}, flags...)...)
+		})
 	}
 	wg.Wait()
 	for _, g := range nodes {

@@ -102,3 +102,39 @@ func TestRedisUnavailable(t *testing.T) {
 		t.Errorf("Take after the restart: got %v, want nil", err)
 	}
 }
+
+// BenchmarkRedisRoundTrips is one credential's life on a real redis-server:
+// Put (one round trip), Has (one, the page), Take (one, the start).
+func BenchmarkRedisRoundTrips(b *testing.B) {
+	r := servicetest.StartRedis(b)
+	s, err := NewRedis(r.URL, testKey, time.Minute, 1<<30)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	ctx := b.Context()
+	for b.Loop() {
+		id, err := s.Put(ctx, login)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if ok, err := s.Has(ctx, id); !ok || err != nil {
+			b.Fatal(ok, err)
+		}
+		if _, err := s.Take(ctx, id); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkMemory is the same life in the memory store.
+func BenchmarkMemory(b *testing.B) {
+	s, _ := NewMemory(testKey, time.Minute, 1<<30)
+	defer s.Close()
+	ctx := b.Context()
+	for b.Loop() {
+		id, _ := s.Put(ctx, login)
+		s.Has(ctx, id)
+		s.Take(ctx, id)
+	}
+}

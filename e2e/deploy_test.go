@@ -125,6 +125,17 @@ func TestNginxWebsocketRoundRobin(t *testing.T) {
 	if !strings.HasPrefix(url, lb.URL+"/") {
 		t.Errorf("create-session through nginx: got url %q, want it on %s", url, lb.URL)
 	}
+	// The stock page learns from the server to use websocket only.
+	getBrowser(t)
+	p := newPage(t, pageOptions{})
+	openTerminal(t, p, lb.URL+"/?connection="+gw.createCredentials(t, login(sshd)))
+	checkEcho(t, p)
+	var transport string
+	p.eval(`() => window.alfresco.socket.io.engine.transport.name`, nil, &transport)
+	if transport != "websocket" {
+		t.Errorf("the stock page's transport: got %q, want websocket", transport)
+	}
+
 	// Polling needs stickiness: these nodes refuse it outright.
 	r := runClient(t, scenario{URL: lb.URL, Transports: []string{"polling"}, TimeoutMs: 10000,
 		Start: map[string]any{"credentials_uuid": gw.createCredentials(t, login(sshd))}})
@@ -174,7 +185,8 @@ func TestNginxSticky(t *testing.T) {
 }
 
 // TestNginxSubPath: nginx-subpath.conf serves the gateway at /lab/terminal/
-// next to another application that owns the rest of the site.
+// next to another application that owns the rest of the site; the stock
+// page and a Flask-era page both work there.
 func TestNginxSubPath(t *testing.T) {
 	sshd := sshdtest.Start(t)
 	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -185,55 +197,66 @@ func TestNginxSubPath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := startGateway(t, "--base-path", "/lab/terminal", "--trusted-proxies", "127.0.0.1", "--template", fixture)
-	lb := startNginx(t, "nginx-subpath.conf", map[string][]string{
-		"alfresco_ssh_lab": hostPorts(g),
-		"lab_app":          {strings.TrimPrefix(other.URL, "http://")},
-	})
-	base := lb.URL + "/lab/terminal"
-	gw := &gateway{url: base}
-
-	for path, want := range map[string]string{
-		"/":                     "the lab application: /",
-		"/courses/1":            "the lab application: /courses/1",
-		"/lab/terminal/livez":   "ok\n",
-		"/lab/terminal/readyz":  "ready\n",
-		"/lab/terminal/healthz": "ok\n",
-	} {
-		if status, body := getStatus(t, lb.URL+path); status != http.StatusOK || body != want {
-			t.Errorf("GET %s: got %d %q, want 200 %q", path, status, body, want)
-		}
+	// behind starts a gateway at the sub-path behind nginx and returns the
+	// gateway's URL as the browser sees it.
+	behind := func(t *testing.T, flags ...string) (*servicetest.Nginx, *gateway) {
+		g := startGateway(t, append([]string{"--base-path", "/lab/terminal", "--trusted-proxies", "127.0.0.1"}, flags...)...)
+		lb := startNginx(t, "nginx-subpath.conf", map[string][]string{
+			"alfresco_ssh_lab": hostPorts(g),
+			"lab_app":          {strings.TrimPrefix(other.URL, "http://")},
+		})
+		return lb, &gateway{url: lb.URL + "/lab/terminal"}
 	}
 
-	id := gw.createCredentials(t, login(sshd))
-	status, m := post(t, base+"/create-credentials", login(sshd))
-	if want := base + "/?connection=" + fmt.Sprint(m["connection_uuid"]); status != http.StatusOK || m["url"] != want {
-		t.Errorf("create: got %d url %v, want %s", status, m["url"], want)
-	}
-	gen1, url1 := gw.createSession(t, login(sshd))
-	if url1 != base+"/"+gen1 {
-		t.Errorf("create-session: got url %q, want %s/<id>", url1, base)
-	}
-
-	t.Run("socket.io-client on the prefixed path", func(t *testing.T) {
-		for _, tr := range [][]string{{"websocket"}, {"polling"}, nil} {
-			sc := shortSession(lb.URL, gw.createCredentials(t, login(sshd)), "sub")
-			sc.Path, sc.Transports = "/lab/terminal/socket.io/", tr
-			r := runClient(t, sc)
-			t.Logf("transports %v: %d ms", tr, r.ElapsedMs)
-			if r.Problem() != "" || !r.Ready {
-				t.Errorf("transports %v: %s", tr, r.Problem())
+	t.Run("stock page", func(t *testing.T) {
+		lb, gw := behind(t)
+		for path, want := range map[string]string{
+			"/":                     "the lab application: /",
+			"/courses/1":            "the lab application: /courses/1",
+			"/lab/terminal/livez":   "ok\n",
+			"/lab/terminal/readyz":  "ready\n",
+			"/lab/terminal/healthz": "ok\n",
+		} {
+			if status, body := getStatus(t, lb.URL+path); status != http.StatusOK || body != want {
+				t.Errorf("GET %s: got %d %q, want 200 %q", path, status, body, want)
 			}
 		}
+		status, m := post(t, gw.url+"/create-credentials", login(sshd))
+		id, _ := m["connection_uuid"].(string)
+		if want := gw.url + "/?connection=" + id; status != http.StatusOK || m["url"] != want {
+			t.Fatalf("create: got %d url %v, want %s", status, m["url"], want)
+		}
+		gen1, url1 := gw.createSession(t, login(sshd))
+		if url1 != gw.url+"/"+gen1 {
+			t.Errorf("create-session: got url %q, want %s/<id>", url1, gw.url)
+		}
+		for _, tr := range [][]string{{"websocket"}, {"polling"}} {
+			sc := shortSession(lb.URL, gw.createCredentials(t, login(sshd)), "sub")
+			sc.Path, sc.Transports = "/lab/terminal/socket.io/", tr
+			if r := runClient(t, sc); r.Problem() != "" || !r.Ready {
+				t.Errorf("socket.io-client on /lab/terminal/socket.io/, transports %v: %s", tr, r.Problem())
+			}
+		}
+		getBrowser(t)
+		p := newPage(t, pageOptions{})
+		openTerminal(t, p, m["url"].(string))
+		checkEcho(t, p)
+		p2 := newPage(t, pageOptions{})
+		openTerminal(t, p2, url1)
+		checkEcho(t, p2)
 	})
 
 	t.Run("Flask-era page", func(t *testing.T) {
+		_, gw := behind(t, "--template", fixture)
+		id := gw.createCredentials(t, login(sshd))
 		getBrowser(t)
 		p := newPage(t, pageOptions{IgnoreHTTPSErrors: true})
-		url := base + "/?connection=" + id
+		url := gw.url + "/?connection=" + id
 		if status := p.navigate(url); status != http.StatusOK {
 			t.Fatalf("GET %s: got %d, want 200", url, status)
 		}
+		// The page connects to /socket.io/ at the site root, which nginx
+		// maps to the gateway.
 		p.waitFor("the Flask page's socket", `() => window.term && window.socket && window.socket.connected`, nil)
 		p.waitPrompt()
 		checkEcho(t, p)

@@ -89,7 +89,7 @@ func TestStoreUnavailable(t *testing.T) {
 // root.
 func TestBasePath(t *testing.T) {
 	assets := fstest.MapFS{
-		"templates/index.html": {Data: []byte(`<script src="{{ url_for('static', filename='terminal.js') }}" data-id="{{ credentials_uuid }}">`)},
+		"templates/index.html": {Data: []byte(`<script src="{{ url_for('static', filename='terminal.js') }}" data-id="{{ credentials_uuid }}" data-config="{{ page_config }}">`)},
 		"static/terminal.js":   {Data: []byte(`console.log(1)`)},
 	}
 	s := newTestServer(t, Config{Assets: assets, BasePath: "/lab/terminal"})
@@ -103,7 +103,7 @@ func TestBasePath(t *testing.T) {
 	if res.StatusCode != 200 || m["url"] != "http://example.com/lab/terminal/"+id1 {
 		t.Fatalf("create-session: got %d %v, want 200 with url http://example.com/lab/terminal/<id>", res.StatusCode, m)
 	}
-	page := `<script src="/lab/terminal/static/terminal.js" data-id="` + id + `">`
+	page := `<script src="/lab/terminal/static/terminal.js" data-id="` + id + `" data-config="{&#34;basePath&#34;:&#34;/lab/terminal&#34;}">`
 	for _, tc := range []struct {
 		path, body string
 		status     int

@@ -101,9 +101,17 @@ type Config struct {
 	Transports []string
 	// Requests counts HTTP requests; nil counts nothing.
 	Requests RequestCounter
+	// EmbedOrigins are the parent origins ("https://lab.example.com", or
+	// "*" for any) the stock page's embedding API talks to over
+	// window.postMessage; empty turns the API off.
+	EmbedOrigins []string
 	// Logger receives the server's logs; nil discards them.
 	Logger *slog.Logger
 }
+
+// defaultTransports are the Socket.IO transports accepted by default, as
+// socket.io-client tries them.
+var defaultTransports = []string{"polling", "websocket"}
 
 func (c *Config) setDefaults() {
 	if c.CredentialsTTL <= 0 {
@@ -134,7 +142,7 @@ func (c *Config) setDefaults() {
 		c.SSH.Logger = c.Logger
 	}
 	if len(c.Transports) == 0 {
-		c.Transports = []string{"polling", "websocket"}
+		c.Transports = defaultTransports
 	}
 	if c.Targets == nil {
 		c.Targets = policy.NewTargetPolicy(nil, nil, nil)
@@ -179,6 +187,7 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 	pg, unknown := parsePage(string(tmpl), cfg.BasePath)
+	pg.config = cfg.pageConfigAttr()
 	if len(unknown) > 0 {
 		cfg.Logger.Warn("page template has expressions that render empty", "expressions", unknown)
 	}

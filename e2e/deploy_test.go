@@ -171,17 +171,22 @@ func TestNginxSticky(t *testing.T) {
 	})
 
 	t.Run("Flask-era page", func(t *testing.T) {
-		getBrowser(t)
-		id := gw.createCredentials(t, login(sshd))
-		p := newPage(t, pageOptions{IgnoreHTTPSErrors: true})
-		url := lb.URL + "/?connection=" + id
-		if status := p.navigate(url); status != http.StatusOK {
-			t.Fatalf("GET %s: got %d, want 200", url, status)
-		}
-		p.waitFor("the Flask page's socket", `() => window.term && window.socket && window.socket.connected`, nil)
-		p.waitPrompt()
-		checkEcho(t, p)
+		flaskPageEcho(t, lb.URL+"/?connection="+gw.createCredentials(t, login(sshd)))
 	})
+}
+
+// flaskPageEcho opens the Flask-era page flask-gen2.html at url (the
+// fake CDN serves its scripts) and types an echo in it.
+func flaskPageEcho(t *testing.T, url string) {
+	t.Helper()
+	getBrowser(t)
+	p := newPage(t, pageOptions{IgnoreHTTPSErrors: true})
+	if status := p.navigate(url); status != http.StatusOK {
+		t.Fatalf("GET %s: got %d, want 200", url, status)
+	}
+	p.waitFor("the Flask page's socket", `() => window.term && window.socket && window.socket.connected`, nil)
+	p.waitPrompt()
+	checkEcho(t, p)
 }
 
 // TestNginxSubPath: nginx-subpath.conf serves the gateway at /lab/terminal/
@@ -247,18 +252,9 @@ func TestNginxSubPath(t *testing.T) {
 	})
 
 	t.Run("Flask-era page", func(t *testing.T) {
-		_, gw := behind(t, "--template", fixture)
-		id := gw.createCredentials(t, login(sshd))
-		getBrowser(t)
-		p := newPage(t, pageOptions{IgnoreHTTPSErrors: true})
-		url := gw.url + "/?connection=" + id
-		if status := p.navigate(url); status != http.StatusOK {
-			t.Fatalf("GET %s: got %d, want 200", url, status)
-		}
 		// The page connects to /socket.io/ at the site root, which nginx
 		// maps to the gateway.
-		p.waitFor("the Flask page's socket", `() => window.term && window.socket && window.socket.connected`, nil)
-		p.waitPrompt()
-		checkEcho(t, p)
+		_, gw := behind(t, "--template", fixture)
+		flaskPageEcho(t, gw.url+"/?connection="+gw.createCredentials(t, login(sshd)))
 	})
 }

@@ -39,21 +39,22 @@ var Results = []string{ResultOK, ResultAuthFailed, ResultConnectFailed, ResultHo
 	ResultDenied, ResultInvalidCredentials, ResultError}
 
 // Reasons a started session ended, the values of the label reason of
-// alfresco_ssh_sessions_ended_total.
+// alfresco_ssh_sessions_ended_total (the classification of package
+// terminal).
 const (
-	ReasonExit        = "exit"            // the remote shell ended
-	ReasonClientGone  = "client_gone"     // the browser went away
-	ReasonInactivity  = "inactivity"      // the page's timeout or --idle-timeout
-	ReasonMaxDuration = "max_duration"    // --max-session-duration
-	ReasonConnLost    = "connection_lost" // the SSH connection failed or stopped answering
-	ReasonAdmin       = "admin"           // ended by an administrator
-	ReasonShutdown    = "shutdown"        // the gateway stopped (after draining)
-	ReasonError       = "error"
+	ReasonExit       = "exit"            // the remote shell ended
+	ReasonClientGone = "client_gone"     // the browser went away
+	ReasonIdle       = "idle"            // the page's timeout or --idle-timeout
+	ReasonLifetime   = "lifetime"        // --max-session-duration
+	ReasonLost       = "connection_lost" // the SSH connection failed or stopped answering
+	ReasonKilled     = "killed"          // ended by an administrator
+	ReasonShutdown   = "shutdown"        // the gateway stopped (after draining)
+	ReasonError      = "error"
 )
 
 // Reasons lists every reason.
-var Reasons = []string{ReasonExit, ReasonClientGone, ReasonInactivity, ReasonMaxDuration,
-	ReasonConnLost, ReasonAdmin, ReasonShutdown, ReasonError}
+var Reasons = []string{ReasonExit, ReasonClientGone, ReasonIdle, ReasonLifetime,
+	ReasonLost, ReasonKilled, ReasonShutdown, ReasonError}
 
 // Routes are the values of the label route of
 // alfresco_ssh_http_requests_total.

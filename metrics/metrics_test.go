@@ -68,13 +68,13 @@ alfresco_ssh_http_requests_total{code="200",route="create_credentials"} 2
 alfresco_ssh_http_requests_total{code="404",route="other"} 1
 alfresco_ssh_http_requests_total{code="404",route="page"} 1
 alfresco_ssh_sessions_active 1
-alfresco_ssh_sessions_ended_total{reason="admin"} 0
 alfresco_ssh_sessions_ended_total{reason="client_gone"} 0
 alfresco_ssh_sessions_ended_total{reason="connection_lost"} 0
 alfresco_ssh_sessions_ended_total{reason="error"} 1
 alfresco_ssh_sessions_ended_total{reason="exit"} 1
-alfresco_ssh_sessions_ended_total{reason="inactivity"} 0
-alfresco_ssh_sessions_ended_total{reason="max_duration"} 0
+alfresco_ssh_sessions_ended_total{reason="idle"} 0
+alfresco_ssh_sessions_ended_total{reason="killed"} 0
+alfresco_ssh_sessions_ended_total{reason="lifetime"} 0
 alfresco_ssh_sessions_ended_total{reason="shutdown"} 0
 alfresco_ssh_sessions_started_total{result="auth_failed"} 1
 alfresco_ssh_sessions_started_total{result="connect_failed"} 0

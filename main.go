@@ -29,6 +29,7 @@ import (
 	"github.com/alfresco-ssh/alfresco-ssh/internal/gcfloor"
 	"github.com/alfresco-ssh/alfresco-ssh/metrics"
 	"github.com/alfresco-ssh/alfresco-ssh/policy"
+	"github.com/alfresco-ssh/alfresco-ssh/redislimit"
 	"github.com/alfresco-ssh/alfresco-ssh/server"
 	"github.com/alfresco-ssh/alfresco-ssh/sshbridge"
 )
@@ -173,6 +174,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	cfg.Store = store
+	if r, ok := store.(*credstore.Redis); ok && o.createRate > 0 {
+		// Creations count across every node sharing the Redis.
+		cfg.Limits.Creates = redislimit.NewRate(r.Client(), "create", o.createRate, time.Minute)
+	}
 	var mx *metrics.Metrics
 	if o.metricsAddr != "" {
 		mx = metrics.New(version)

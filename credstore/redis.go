@@ -156,6 +156,10 @@ func (s *Redis) Ping(ctx context.Context) error {
 	return nil
 }
 
+// Client is the store's Redis client, for other state the nodes share
+// (package redislimit).
+func (s *Redis) Client() *redis.Client { return s.client }
+
 // Close closes the connections to Redis; the entries stay there for the
 // other nodes.
 func (s *Redis) Close() error { return s.client.Close() }

@@ -13,17 +13,23 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"net/url"
 	"os"
 	"os/signal"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/alfresco-ssh/alfresco-ssh/credstore"
 	"github.com/alfresco-ssh/alfresco-ssh/internal/gcfloor"
+	"github.com/alfresco-ssh/alfresco-ssh/metrics"
 	"github.com/alfresco-ssh/alfresco-ssh/policy"
+	"github.com/alfresco-ssh/alfresco-ssh/redislimit"
 	"github.com/alfresco-ssh/alfresco-ssh/server"
 	"github.com/alfresco-ssh/alfresco-ssh/sshbridge"
 )
@@ -53,6 +59,8 @@ type options struct {
 	hostKeyPolicy, knownHosts            string
 	allowTargets, denyTargets            string
 	tlsCert, tlsKey                      string
+	store, metricsAddr                   string
+	transports, basePath                 string
 	maxSessions, maxPerClient            int
 	createRate, authFailures             int
 	clientPrefixV4, clientPrefixV6       int
@@ -130,6 +138,10 @@ func (o *options) flagSet() *flag.FlagSet {
 	fs.StringVar(&o.docsURL, "docs-url", "", "address of the documentation, linked from the page a browser gets at the bare address")
 	fs.StringVar(&o.pageCSP, "page-csp", "", "Content-Security-Policy of the terminal page (default: strict for the embedded page, none for --template)")
 	fs.IntVar(&o.gcFloorMiB, "gc-heap-floor-mib", gcfloor.DefaultFloor>>20, "while terminals print, keep the garbage collector's heap goal at least this many MiB over a small live heap, so that one printing at full speed does not make the collector, and every other terminal, stop dozens of times a second (0: the Go runtime's default pacing)")
+	fs.StringVar(&o.store, "store", "memory", `where credentials wait until used: "memory" (this process) or a Redis server, redis://[user:pass@]host:port/db (rediss:// for TLS), shared by every node that has the same CREDENTIALS_KEY`)
+	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://`ADDR`/metrics, a listener of its own (e.g. 127.0.0.1:9100); empty: off")
+	fs.StringVar(&o.transports, "transports", "polling,websocket", `Socket.IO transports accepted, comma-separated: "polling,websocket", or "websocket" alone behind a balancer without stickiness`)
+	fs.StringVar(&o.basePath, "base-path", "", "serve every route under this path `prefix` (e.g. /lab/terminal), for a reverse proxy that forwards a sub-path")
 	fs.StringVar(&o.trustedProxies, "trusted-proxies", "", "comma-separated IPs/CIDRs of reverse proxies whose X-Forwarded-* headers are trusted")
 	return fs
 }
@@ -167,8 +179,26 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	files := checkFileLimit(log, o.maxSessions, raiseFileLimit)
 
+	store, err := o.openStore(cfg)
+	if err != nil {
+		return err
+	}
+	cfg.Store = store
+	if r, ok := store.(*credstore.Redis); ok && o.createRate > 0 {
+		// Creations count across every node sharing the Redis.
+		cfg.Limits.Creates = redislimit.NewRate(r.Client(), "create", o.createRate, time.Minute)
+	}
+	var mx *metrics.Metrics
+	if o.metricsAddr != "" {
+		mx = metrics.New(version)
+		cfg.Requests = mx
+		if mem, ok := store.(*credstore.Memory); ok {
+			mx.CountPending(mem.Len)
+		}
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
+		store.Close()
 		return err
 	}
 	if o.allowedHosts == "" {
@@ -177,6 +207,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	srv, err := server.New(cfg)
 	if err != nil {
 		ln.Close()
+		store.Close()
 		return err
 	}
 	defer gcfloor.Start(uint64(o.gcFloorMiB)<<20, srv.OutputBytes)()
@@ -192,11 +223,32 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	log.Info("listening", "addr", ln.Addr().String(), "scheme", scheme, "version", buildVersion(), "open_files_limit", files)
 
+	if o.store != "memory" {
+		log.Info("credential store", "store", "redis", "addr", redactURL(o.store))
+	}
+	var metricsSrv *http.Server
+	metricsErr := make(chan error, 1)
+	if mx != nil {
+		mln, err := net.Listen("tcp", o.metricsAddr)
+		if err != nil {
+			ln.Close()
+			srv.Shutdown(ctx)
+			return fmt.Errorf("--metrics-addr: %w", err)
+		}
+		log.Info("metrics listening", "addr", mln.Addr().String())
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", mx.Handler())
+		metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() { metricsErr <- metricsSrv.Serve(mln) }()
+	}
+
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	select {
 	case err := <-serveErr:
 		return err
+	case err := <-metricsErr:
+		return fmt.Errorf("metrics: %w", err)
 	case <-ctx.Done():
 	}
 	log.Info("shutting down")
@@ -206,7 +258,28 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if serr := <-serveErr; err == nil {
 		err = serr
 	}
+	if metricsSrv != nil {
+		metricsSrv.Shutdown(sctx)
+		<-metricsErr
+	}
 	return err
+}
+
+// openStore opens the credential store of --store.
+func (o *options) openStore(cfg server.Config) (server.CredentialStore, error) {
+	if o.store == "memory" {
+		return credstore.NewMemory(cfg.CredentialsKey, cfg.CredentialsTTL, cfg.MaxCredentials)
+	}
+	return credstore.NewRedis(o.store, cfg.CredentialsKey, cfg.CredentialsTTL, cfg.MaxCredentials)
+}
+
+// redactURL is a store URL without its password, for the log.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparsable)"
+	}
+	return u.Redacted()
 }
 
 // config turns the options into the server configuration and the listen
@@ -340,6 +413,9 @@ func (o *options) config(getenv func(string) string) (server.Config, string, err
 		}
 		cfg.CredentialsKey = key
 	}
+	if err := o.checkOperations(&cfg); err != nil {
+		return cfg, "", err
+	}
 	return cfg, net.JoinHostPort(host, strconv.Itoa(o.port)), nil
 }
 
@@ -376,6 +452,36 @@ func loopbackHosts(a net.Addr) []string {
 	port := strconv.Itoa(a.(*net.TCPAddr).Port)
 	return []string{"localhost:" + port, "127.0.0.1:" + port, "[::1]:" + port}
 }
+
+// checkOperations validates --store, --transports and --base-path into cfg.
+func (o *options) checkOperations(cfg *server.Config) error {
+	if o.store != "memory" {
+		u, err := url.Parse(o.store)
+		if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+			return errors.New(`--store must be "memory" or redis://host:port/db (rediss:// for TLS)`)
+		}
+		if cfg.CredentialsKey == nil {
+			return errors.New("--store redis needs CREDENTIALS_KEY, the same on every node, to seal the credentials")
+		}
+	}
+	for name := range strings.SplitSeq(o.transports, ",") {
+		name = strings.TrimSpace(name)
+		if name != "polling" && name != "websocket" || slices.Contains(cfg.Transports, name) {
+			return fmt.Errorf(`--transports must list "polling" and/or "websocket" once each, got %q`, o.transports)
+		}
+		cfg.Transports = append(cfg.Transports, name)
+	}
+	base := strings.TrimSuffix(o.basePath, "/")
+	if base != "" && (!validBasePath.MatchString(base) || slices.ContainsFunc(strings.Split(base, "/"), func(seg string) bool {
+		return seg == "." || seg == ".."
+	})) {
+		return fmt.Errorf("--base-path must be a path like /lab/terminal (letters, digits, -._~), got %q", o.basePath)
+	}
+	cfg.BasePath = base
+	return nil
+}
+
+var validBasePath = regexp.MustCompile(`^(/[A-Za-z0-9._~-]+)+$`)
 
 func isLoopback(a net.Addr) bool {
 	tcp, ok := a.(*net.TCPAddr)

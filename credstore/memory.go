@@ -1,19 +1,15 @@
 // Package credstore keeps credentials between the HTTP call that creates
 // them and the terminal that uses them: sealed (AES-256-GCM), single use,
-// with a time to live.
+// with a time to live. Two backends share one method set: Memory (this
+// process only) and Redis (every node sharing the Redis server and the
+// key), which holds nothing but the ciphertext.
 //
 // Concurrency: a store is safe for concurrent use.
 package credstore
 
 import (
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/hkdf"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/json"
+	"context"
 	"errors"
-	"fmt"
 	"sync"
 	"time"
 
@@ -25,6 +21,8 @@ import (
 var (
 	ErrCredentialsNotFound = errors.New("credentials not found")
 	ErrStoreFull           = errors.New("too many pending credentials")
+	// ErrUnavailable wraps every failure to reach a shared store.
+	ErrUnavailable = errors.New("credential store unavailable")
 )
 
 // Memory holds credentials between the HTTP call that creates them and the
@@ -32,9 +30,9 @@ var (
 // AES-256-GCM under the process key; each is taken at most once and
 // removed when its time to live runs out. Safe for concurrent use.
 type Memory struct {
-	aead cipher.AEAD
-	ttl  time.Duration
-	max  int
+	sealer *sealer
+	ttl    time.Duration
+	max    int
 
 	mu      sync.Mutex
 	entries map[string]*sealed
@@ -45,51 +43,24 @@ type sealed struct {
 	timer *time.Timer
 }
 
-// storedTarget is the plaintext form of a sealed entry.
-type storedTarget struct {
-	Host       string `json:"h"`
-	Port       int    `json:"p"`
-	User       string `json:"u"`
-	Password   string `json:"pw,omitempty"`
-	PrivateKey []byte `json:"k,omitempty"`
-	Passphrase string `json:"pp,omitempty"`
-	HostKey    string `json:"hk,omitempty"`
-}
-
 // NewMemory returns a store whose entries expire after ttl, holding at most
 // max entries. key is the process secret (any length, typically the 32
 // bytes of a Fernet key); nil means a fresh random key.
 func NewMemory(key []byte, ttl time.Duration, max int) (*Memory, error) {
-	if key == nil {
-		key = make([]byte, 32)
-		rand.Read(key)
-	}
-	aesKey, err := hkdf.Key(sha256.New, key, nil, "alfresco-ssh credentials v1", 32)
+	sl, err := newSealer(key)
 	if err != nil {
-		return nil, fmt.Errorf("credstore: derive credentials key: %w", err)
+		return nil, err
 	}
-	block, err := aes.NewCipher(aesKey)
-	if err != nil {
-		return nil, fmt.Errorf("credstore: credentials cipher: %w", err)
-	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, fmt.Errorf("credstore: credentials cipher: %w", err)
-	}
-	return &Memory{aead: aead, ttl: ttl, max: max, entries: make(map[string]*sealed)}, nil
+	return &Memory{sealer: sl, ttl: ttl, max: max, entries: make(map[string]*sealed)}, nil
 }
 
 // Put seals t and returns its new id, a random UUID.
-func (s *Memory) Put(t sshbridge.Target) (string, error) {
-	plain, err := json.Marshal(storedTarget(t))
-	if err != nil {
-		return "", fmt.Errorf("credstore: encode credentials: %w", err)
-	}
+func (s *Memory) Put(_ context.Context, t sshbridge.Target) (string, error) {
 	id := uuid.NewString()
-	nonce := make([]byte, s.aead.NonceSize(), s.aead.NonceSize()+len(plain)+s.aead.Overhead())
-	rand.Read(nonce)
-	blob := s.aead.Seal(nonce, nonce, plain, []byte(id))
-	clear(plain)
+	blob, err := s.sealer.seal(id, t)
+	if err != nil {
+		return "", err
+	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -104,7 +75,7 @@ func (s *Memory) Put(t sshbridge.Target) (string, error) {
 
 // Take removes the entry id and returns its credentials. Of several callers
 // racing for one id, exactly one succeeds.
-func (s *Memory) Take(id string) (sshbridge.Target, error) {
+func (s *Memory) Take(_ context.Context, id string) (sshbridge.Target, error) {
 	s.mu.Lock()
 	e, ok := s.entries[id]
 	if ok {
@@ -115,28 +86,21 @@ func (s *Memory) Take(id string) (sshbridge.Target, error) {
 	if !ok {
 		return sshbridge.Target{}, ErrCredentialsNotFound
 	}
-	ns := s.aead.NonceSize()
-	plain, err := s.aead.Open(nil, e.blob[:ns], e.blob[ns:], []byte(id))
+	t, err := s.sealer.open(id, e.blob)
 	clear(e.blob)
-	if err != nil {
-		return sshbridge.Target{}, fmt.Errorf("credstore: open credentials: %w", err)
-	}
-	var st storedTarget
-	err = json.Unmarshal(plain, &st)
-	clear(plain)
-	if err != nil {
-		return sshbridge.Target{}, fmt.Errorf("credstore: decode credentials: %w", err)
-	}
-	return sshbridge.Target(st), nil
+	return t, err
 }
 
 // Has reports whether id is waiting to be used.
-func (s *Memory) Has(id string) bool {
+func (s *Memory) Has(_ context.Context, id string) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	_, ok := s.entries[id]
-	return ok
+	return ok, nil
 }
+
+// Ping reports whether the store can take new credentials: always.
+func (s *Memory) Ping(context.Context) error { return nil }
 
 // Len returns the number of pending entries.
 func (s *Memory) Len() int {
@@ -146,7 +110,7 @@ func (s *Memory) Len() int {
 }
 
 // Close drops every entry.
-func (s *Memory) Close() {
+func (s *Memory) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for id, e := range s.entries {
@@ -154,6 +118,7 @@ func (s *Memory) Close() {
 		clear(e.blob)
 		delete(s.entries, id)
 	}
+	return nil
 }
 
 func (s *Memory) expire(id string, e *sealed) {

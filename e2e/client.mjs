@@ -12,6 +12,8 @@
 //
 // Scenario (every key but "url" may be left out):
 //   url               "http://127.0.0.1:5000" (the namespace "/ssh" is added)
+//   path              Socket.IO path, default "/socket.io/" (a gateway under
+//                     --base-path /p serves "/p/socket.io/")
 //   client            package alias: "sio-4.0.1" | "sio-4.5.4" | "sio-latest"
 //                     (default "sio-latest")
 //   transports        default ["polling", "websocket"] (polling, then upgrade)
@@ -208,6 +210,7 @@ async function runScenario(scenario) {
       transports,
       reconnection: false,
       forceNew: true,
+      ...(scenario.path ? { path: scenario.path } : {}),
     });
     socket.on("connect", () => {
       result.events.push("connect");

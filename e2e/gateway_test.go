@@ -117,11 +117,18 @@ var listeningAddr = regexp.MustCompile(`msg=listening addr=(\S+)`)
 // stops it when the test ends, failing the test unless it exits 0.
 func startGateway(t testing.TB, flags ...string) *gateway {
 	t.Helper()
+	return startGatewayEnv(t, nil, flags...)
+}
+
+// startGatewayEnv is startGateway with extra environment variables
+// ("NAME=value").
+func startGatewayEnv(t testing.TB, env []string, flags ...string) *gateway {
+	t.Helper()
 	bin := gatewayBinary(t)
 	// Port 0: the kernel picks a free port and the "listening" line says
 	// which, so parallel tests never race for one.
 	cmd := exec.Command(bin, append([]string{"--host", "localhost", "--port", "0"}, flags...)...)
-	cmd.Env = gatewayEnv()
+	cmd.Env = append(gatewayEnv(), env...)
 	// If the test process dies without its cleanups, the gateway goes too.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	g := &gateway{logs: &syncbuf.Buffer{}, cmd: cmd, exited: make(chan struct{})}

@@ -23,6 +23,9 @@ need=()
 command -v chromium >/dev/null || need+=(chromium)
 /usr/bin/python3 -c 'import socketio, requests, websocket' 2>/dev/null || need+=(python3-socketio python3-requests python3-websocket)
 command -v node >/dev/null && command -v npm >/dev/null || need+=(nodejs npm)
+command -v redis-server >/dev/null || need+=(redis-server)
+[ -x /usr/sbin/nginx ] || command -v nginx >/dev/null || need+=(nginx)
+command -v promtool >/dev/null || need+=(prometheus)
 if ((${#need[@]})); then
 	if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
 		die "missing: ${need[*]}" \

@@ -81,10 +81,14 @@ func (s *Server) hostAllowed(hostport, scheme string) bool {
 
 // checkHost refuses requests for a host the gateway does not answer to,
 // except the health check (probes address the gateway by its IP).
+// healthRoutes answer whatever the host name: probes address a node by
+// its IP.
+var healthRoutes = map[string]bool{"/healthz": true, "/livez": true, "/readyz": true}
+
 func (s *Server) checkHost(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
-		if c.Path() == "/healthz" || s.hostAllowed(s.requestHost(r), s.requestScheme(r)) {
+		if healthRoutes[s.route(c)] || s.hostAllowed(s.requestHost(r), s.requestScheme(r)) {
 			return next(c)
 		}
 		s.log.Info("refused request for a host name not in --allowed-hosts", "host", truncate(s.requestHost(r), 100),

@@ -76,7 +76,7 @@ func TestErrorPagesForBrowsers(t *testing.T) {
 	s := newTestServer(t, Config{FrameAncestors: []string{"https://lab.example.com"}})
 	_, m, _ := do(t, s, jsonRequest(`{"hostname":"h","username":"u","password":"p"}`))
 	used := m["connection_uuid"].(string)
-	s.store.Take(used)
+	s.store.Take(t.Context(), used)
 	tests := []struct {
 		name, path string
 		want       []string

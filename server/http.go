@@ -38,27 +38,36 @@ func (s *Server) newEcho() (*echo.Echo, error) {
 	}))
 
 	e.Use(s.securityHeaders, s.checkHost)
+	if s.cfg.Requests != nil {
+		e.Use(s.countRequests)
+	}
+	if s.cfg.BasePath != "" {
+		e.GET(s.cfg.BasePath, s.redirectToBase)
+	}
+	g := e.Group(s.cfg.BasePath)
 	create := []echo.MiddlewareFunc{s.cors, s.checkOrigin, s.requireToken, s.limitBody}
-	e.POST("/create-credentials", s.createCredentials, create...)
-	e.POST("/create-session", s.createSession, create...)
-	e.OPTIONS("/create-credentials", postOnly, s.cors)
-	e.OPTIONS("/create-session", postOnly, s.cors)
+	g.POST("/create-credentials", s.createCredentials, create...)
+	g.POST("/create-session", s.createSession, create...)
+	g.OPTIONS("/create-credentials", postOnly, s.cors)
+	g.OPTIONS("/create-session", postOnly, s.cors)
 	// Without these, GET /create-session would be taken for a generation-1
 	// page id.
 	others := []string{http.MethodGet, http.MethodHead, http.MethodPut, http.MethodPatch, http.MethodDelete}
-	e.Match(others, "/create-credentials", postOnly)
-	e.Match(others, "/create-session", postOnly)
-	get(e, "/", s.terminalPage)
-	get(e, "/:id", s.terminalPageGen1)
-	get(e, "/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
-	get(e, "/static/*", serveStatic(static))
-	e.Any("/socket.io/*", echo.WrapHandler(s.io.ServeHandler(nil)), s.checkOrigin)
+	g.Match(others, "/create-credentials", postOnly)
+	g.Match(others, "/create-session", postOnly)
+	get(g, "/", s.terminalPage)
+	get(g, "/:id", s.terminalPageGen1)
+	get(g, "/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
+	get(g, "/livez", livez)
+	get(g, "/readyz", s.readyz)
+	get(g, "/static/*", serveStatic(static))
+	g.Any("/socket.io/*", echo.WrapHandler(s.io.ServeHandler(nil)), s.checkOrigin)
 	return e, nil
 }
 
 // get adds a route for GET and HEAD: every page and file a browser can GET
 // answers HEAD too.
-func get(e *echo.Echo, path string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) {
+func get(e *echo.Group, path string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) {
 	e.Match([]string{http.MethodGet, http.MethodHead}, path, h, m...)
 }
 
@@ -136,7 +145,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 	switch { // for HEAD, net/http drops the body and keeps the headers
 	case wantsHTML(c.Request()):
 		s.writeErrorPage(c.Response(), status, s.errorPageFor(err, status, msg))
-	case c.Path() == "/create-session" || c.Path() == "/:id":
+	case s.route(c) == "/create-session" || s.route(c) == "/:id":
 		c.JSON(status, map[string]string{"error": msg}) // generation 1 shape
 	default:
 		c.JSON(status, apiError{Error: msg})
@@ -169,11 +178,15 @@ func (s *Server) storeRequest(c echo.Context) (string, error) {
 		s.log.Info("refused target", "host", target.Host, "port", target.Port, "client", client, "err", err)
 		return "", &requestError{http.StatusForbidden, "Target not allowed by the gateway's policy"}
 	}
-	id, err := s.store.Put(target)
+	id, err := s.store.Put(c.Request().Context(), target)
 	clear(target.PrivateKey)
 	if errors.Is(err, credstore.ErrStoreFull) {
 		s.log.Warn("credential store full", "max", s.cfg.MaxCredentials)
 		return "", &requestError{http.StatusServiceUnavailable, "Too many pending sessions, try again later"}
+	}
+	if errors.Is(err, credstore.ErrUnavailable) {
+		s.log.Warn("credentials not stored", "err", err)
+		return "", errStoreDown
 	}
 	if err != nil {
 		return "", err
@@ -192,7 +205,7 @@ func (s *Server) createCredentials(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{
 		"success":         true,
 		"connection_uuid": id,
-		"url":             s.baseURL(c.Request()) + "/?connection=" + id,
+		"url":             s.baseURL(c.Request()) + s.cfg.BasePath + "/?connection=" + id,
 	})
 }
 
@@ -209,7 +222,7 @@ func (s *Server) createSession(c echo.Context) error {
 	}
 	return c.JSON(http.StatusOK, map[string]string{
 		"create_session_id": id,
-		"url":               s.baseURL(c.Request()) + "/" + id,
+		"url":               s.baseURL(c.Request()) + s.cfg.BasePath + "/" + id,
 	})
 }
 
@@ -226,7 +239,15 @@ func (s *Server) terminalPageGen1(c echo.Context) error {
 // renderPage shows the terminal page without consuming the credentials, so
 // that a reload before the terminal starts still works.
 func (s *Server) renderPage(c echo.Context, id string) error {
-	if !s.store.Has(id) {
+	ok, err := s.store.Has(c.Request().Context(), id)
+	if errors.Is(err, credstore.ErrUnavailable) {
+		s.log.Warn("page not served", "err", err)
+		return errStoreDown
+	}
+	if err != nil {
+		return err
+	}
+	if !ok {
 		return newUnknownLink(id)
 	}
 	h := c.Response().Header()

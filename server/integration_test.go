@@ -134,7 +134,7 @@ func TestSessionFailures(t *testing.T) {
 	if p := first.Problem(); p != "" || !first.Ready {
 		t.Fatalf("first use: %s, ready %v", p, first.Ready)
 	}
-	waitFor(t, "credentials to expire", func() bool { return !short.srv.store.Has(expired) })
+	waitFor(t, "credentials to expire", func() bool { ok, _ := short.srv.store.Has(t.Context(), expired); return !ok })
 
 	refused := map[string]any{"hostname": "127.0.0.1", "port": closedPort(t), "username": "u", "password": "p"}
 	nowhere := map[string]any{"hostname": "no-such-host.invalid", "username": "u", "password": "p"} // RFC 2606

@@ -33,9 +33,10 @@ var (
 	urlFor    = regexp.MustCompile(`^url_for\(\s*['"]static['"]\s*,\s*filename\s*=\s*['"]([^'"]*)['"]\s*\)$`)
 )
 
-// parsePage prepares a template. It returns the expressions it could not
-// render, so that the caller can warn about them.
-func parsePage(tmpl string) (page, []string) {
+// parsePage prepares a template for a server under basePath ("" or
+// "/prefix"). It returns the expressions it could not render, so that the
+// caller can warn about them.
+func parsePage(tmpl, basePath string) (page, []string) {
 	var p page
 	var unknown []string
 	last := 0
@@ -51,7 +52,7 @@ func parsePage(tmpl string) (page, []string) {
 		case name == "page_config":
 			p.parts = append(p.parts, pagePart{isConfig: true})
 		case urlFor.MatchString(name):
-			p.literal(html.EscapeString("/static/" + strings.TrimPrefix(urlFor.FindStringSubmatch(name)[1], "/")))
+			p.literal(html.EscapeString(basePath + "/static/" + strings.TrimPrefix(urlFor.FindStringSubmatch(name)[1], "/")))
 		default:
 			unknown = append(unknown, tmpl[m[0]:m[1]])
 		}

@@ -25,7 +25,7 @@ func TestPageRender(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p, unknown := parsePage(tt.tmpl)
+			p, unknown := parsePage(tt.tmpl, "")
 			if got := string(p.render(id)); got != tt.want {
 				t.Errorf("got %q, want %q", got, tt.want)
 			}
@@ -37,7 +37,7 @@ func TestPageRender(t *testing.T) {
 }
 
 func TestPageRenderEscapes(t *testing.T) {
-	p, _ := parsePage(`<b data-id="{{ credentials_uuid }}">`)
+	p, _ := parsePage(`<b data-id="{{ credentials_uuid }}">`, "")
 	got := string(p.render(`"><script>`))
 	if strings.Contains(got, "<script>") {
 		t.Errorf("got %q, want the id HTML-escaped", got)

@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/json"
 	"html"
+	"slices"
 )
 
 // pageConfig is what the stock terminal page learns from the server: JSON
@@ -11,6 +12,12 @@ import (
 // is optional; the page takes its default for an absent one. The contract
 // is INTERFACES.md section 1 (fields other helpers add go here).
 type pageConfig struct {
+	// BasePath is --base-path ("" or "/prefix"): the page builds its
+	// Socket.IO path and URLs from it.
+	BasePath string `json:"basePath,omitempty"`
+	// Transports are the Socket.IO transports the server accepts, in the
+	// order the page tries them (--transports).
+	Transports []string `json:"transports,omitempty"`
 	// EmbedOrigins are the parent origins the page's embedding API
 	// (window.postMessage) talks to; ["*"] is any, none turns it off.
 	EmbedOrigins []string `json:"embedOrigins,omitempty"`
@@ -21,6 +28,10 @@ type pageConfig struct {
 // pageConfigAttr is the page configuration from c, HTML-escaped for an
 // attribute value.
 func (c *Config) pageConfigAttr() string {
-	b, _ := json.Marshal(pageConfig{EmbedOrigins: c.EmbedOrigins, Docs: c.DocsURL}) // strings always marshal
+	pc := pageConfig{BasePath: c.BasePath, EmbedOrigins: c.EmbedOrigins, Docs: c.DocsURL}
+	if !slices.Equal(c.Transports, defaultTransports) {
+		pc.Transports = c.Transports
+	}
+	b, _ := json.Marshal(pc) // strings always marshal
 	return html.EscapeString(string(b))
 }

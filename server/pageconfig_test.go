@@ -27,6 +27,8 @@ func TestPageConfig(t *testing.T) {
 			map[string]any{"embedOrigins": []any{"https://lab.example.com", "http://localhost:8080"}}},
 		{"any origin", Config{EmbedOrigins: []string{"*"}}, map[string]any{"embedOrigins": []any{"*"}}},
 		{"docs", Config{DocsURL: "https://docs.example.com/gw"}, map[string]any{"docs": "https://docs.example.com/gw"}},
+		{"websocket only", Config{Transports: []string{"websocket"}}, map[string]any{"transports": []any{"websocket"}}},
+		{"default transports", Config{Transports: []string{"polling", "websocket"}}, map[string]any{}},
 		{"escaped", Config{EmbedOrigins: []string{`"><script>&'`}}, map[string]any{"embedOrigins": []any{`"><script>&'`}}},
 	}
 	attr := regexp.MustCompile(`^<body data-id="([^"]*)" data-config="([^"<>]*)">$`)
@@ -65,7 +67,7 @@ func TestOwnTemplate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, unknown := parsePage(string(b)); len(unknown) > 0 {
+	if _, unknown := parsePage(string(b), ""); len(unknown) > 0 {
 		t.Errorf("templates/index.html: got expressions that render empty: %q", unknown)
 	}
 	if !bytes.Contains(b, []byte(`data-config="{{ page_config }}"`)) {

@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -108,6 +109,18 @@ type Config struct {
 	PageCSP string
 	// Observers are told about every terminal (metrics, audit).
 	Observers []terminal.Observer
+	// Store keeps credentials until a terminal uses them; nil means a
+	// memory store built from CredentialsKey, CredentialsTTL and
+	// MaxCredentials. The server closes it on Shutdown.
+	Store CredentialStore
+	// BasePath, "" or "/prefix" without a trailing slash, puts every route
+	// under the prefix.
+	BasePath string
+	// Transports are the Socket.IO transports accepted: "polling" and
+	// "websocket" (default both).
+	Transports []string
+	// Requests counts HTTP requests; nil counts nothing.
+	Requests RequestCounter
 	// EmbedOrigins are the parent origins ("https://lab.example.com", or
 	// "*" for any) the stock page's embedding API talks to over
 	// window.postMessage; empty turns the API off.
@@ -115,6 +128,10 @@ type Config struct {
 	// Logger receives the server's logs; nil discards them.
 	Logger *slog.Logger
 }
+
+// defaultTransports are the Socket.IO transports accepted by default, as
+// socket.io-client tries them.
+var defaultTransports = []string{"polling", "websocket"}
 
 func (c *Config) setDefaults() {
 	if c.CredentialsTTL <= 0 {
@@ -144,6 +161,9 @@ func (c *Config) setDefaults() {
 	if c.SSH.Logger == nil {
 		c.SSH.Logger = c.Logger
 	}
+	if len(c.Transports) == 0 {
+		c.Transports = defaultTransports
+	}
 	if c.Targets == nil {
 		c.Targets = policy.NewTargetPolicy(nil, nil, nil)
 	}
@@ -156,17 +176,18 @@ func (c *Config) setDefaults() {
 type Server struct {
 	cfg   Config
 	log   *slog.Logger
-	store *credstore.Memory
+	store CredentialStore
 	page  page
 	echo  *echo.Echo
 	io    *socket.Server
 	http  *http.Server
 
-	limits policy.Limits
-	terms  *terminal.Manager
-	certs  *certReloader
-	hosts  []allowedHost // nil: any
-	gate   connectGate
+	limits   policy.Limits
+	terms    *terminal.Manager
+	certs    *certReloader
+	hosts    []allowedHost // nil: any
+	gate     connectGate
+	draining atomic.Bool // set by Drain: /readyz answers 503
 
 	mu      sync.Mutex
 	closing bool
@@ -182,14 +203,18 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("server: read page template: %w", err)
 		}
 	}
-	pg, unknown := parsePage(string(tmpl))
+	pg, unknown := parsePage(string(tmpl), cfg.BasePath)
 	pg.config = cfg.pageConfigAttr()
 	if len(unknown) > 0 {
 		cfg.Logger.Warn("page template has expressions that render empty", "expressions", unknown)
 	}
-	store, err := credstore.NewMemory(cfg.CredentialsKey, cfg.CredentialsTTL, cfg.MaxCredentials)
-	if err != nil {
-		return nil, err
+	store := cfg.Store
+	if store == nil {
+		mem, err := credstore.NewMemory(cfg.CredentialsKey, cfg.CredentialsTTL, cfg.MaxCredentials)
+		if err != nil {
+			return nil, err
+		}
+		store = mem
 	}
 	s := &Server{
 		cfg:    cfg,
@@ -198,9 +223,10 @@ func New(cfg Config) (*Server, error) {
 		page:   pg,
 		limits: newLimits(cfg),
 	}
+	var err error
 	s.terms = terminal.NewManager(terminal.Config{
 		SSH:                cfg.SSH,
-		Credentials:        memoryCredentials{store},
+		Credentials:        store,
 		Admit:              s.admitSession,
 		IdleTimeout:        cfg.IdleTimeout,
 		MaxSessionDuration: cfg.MaxSessionDuration,
@@ -293,11 +319,4 @@ func (s *Server) isClosing() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.closing
-}
-
-// memoryCredentials is the memory store as terminal.Credentials.
-type memoryCredentials struct{ store *credstore.Memory }
-
-func (c memoryCredentials) Take(_ context.Context, id string) (sshbridge.Target, error) {
-	return c.store.Take(id)
 }

@@ -27,9 +27,7 @@ func (s *Server) newSocketIO() *socket.Server {
 	opts.SetPingInterval(s.cfg.PingInterval)
 	opts.SetPingTimeout(s.cfg.PingTimeout)
 	opts.SetMaxHttpBufferSize(s.cfg.MaxMessageBytes)
-	// Polling with serialized writes, kept in order across an upgrade:
-	// see serialPolling and heldWebsocket.
-	opts.SetTransports(types.NewSet[transports.TransportCtor](&serialPollingBuilder{}, &heldWebsocketBuilder{}))
+	opts.SetTransports(s.transports())
 	// Origins are checked by the HTTP route (checkOrigin), which also knows
 	// trusted proxies; the library's own websocket check compares Origin
 	// with Host only, which fails behind a proxy, so it lets all through.

@@ -13,7 +13,9 @@ import (
 	"github.com/alfresco-ssh/alfresco-ssh/sshbridge"
 )
 
-// Credentials hands out stored credentials, each once.
+// Credentials hands out stored credentials, each once. An error that
+// wraps credstore.ErrUnavailable means the store could not be reached;
+// any other, that the credentials are unknown, expired or used.
 type Credentials interface {
 	Take(ctx context.Context, id string) (sshbridge.Target, error)
 }

@@ -3,6 +3,7 @@ package terminal
 import (
 	"errors"
 
+	"github.com/alfresco-ssh/alfresco-ssh/credstore"
 	"github.com/alfresco-ssh/alfresco-ssh/policy"
 	"github.com/alfresco-ssh/alfresco-ssh/sshbridge"
 )
@@ -113,6 +114,8 @@ func Text(reason error) string {
 		return "The gateway is shutting down. Connection closed."
 	case errors.Is(reason, ErrKilled):
 		return "Session ended by an administrator."
+	case errors.Is(reason, credstore.ErrUnavailable):
+		return "Could not start the session: the gateway cannot reach its credential store, try again later."
 	case errors.Is(reason, ErrNoCredentials):
 		return "Could not start the session: the credentials are unknown, expired or already used."
 	case errors.Is(reason, sshbridge.ErrAuth):

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/alfresco-ssh/alfresco-ssh/credstore"
 	"github.com/alfresco-ssh/alfresco-ssh/sshbridge"
 )
 
@@ -336,6 +337,10 @@ func (t *Terminal) dial(ctx context.Context, id string, size sshbridge.WindowSiz
 func (t *Terminal) open(ctx context.Context, id string, r *dialResult) (*sshbridge.Session, error) {
 	cfg := &t.m.cfg
 	target, err := cfg.Credentials.Take(ctx, id)
+	if errors.Is(err, credstore.ErrUnavailable) {
+		t.log.Warn("start-session: credential store unavailable", "err", err)
+		return nil, err
+	}
 	if err != nil {
 		t.log.Info("start-session with unknown credentials", "id", shortID(id))
 		return nil, ErrNoCredentials

@@ -34,6 +34,7 @@ const slack = 30 * time.Second
 // scenario).
 type Scenario struct {
 	URL               string         `json:"url,omitempty"`
+	Path              string         `json:"path,omitempty"`
 	Client            string         `json:"client,omitempty"`
 	Transports        []string       `json:"transports,omitempty"`
 	Start             map[string]any `json:"start,omitempty"`

@@ -221,6 +221,42 @@ func TestWithConfig(t *testing.T) {
 	}
 }
 
+// TestSFTPSubsystem checks that sshd serves the "sftp" subsystem, and that
+// a caller's own Subsystem line replaces it (sshd refuses a second one).
+func TestSFTPSubsystem(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		opts   []Option
+		wantOK bool
+	}{
+		{"default", nil, true},
+		{"replaced", []Option{WithConfig("Subsystem other internal-sftp")}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := Start(t, tt.opts...)
+			c, err := dial(t, s, ssh.Password(s.Password))
+			if err != nil {
+				t.Fatalf("dial: %v", err)
+			}
+			defer c.Close()
+			sess, err := c.NewSession()
+			if err != nil {
+				t.Fatalf("new session: %v", err)
+			}
+			defer sess.Close()
+			err = sess.RequestSubsystem("sftp")
+			if got := err == nil; got != tt.wantOK {
+				t.Errorf("subsystem sftp accepted: got %v (err %v), want %v", got, err, tt.wantOK)
+			}
+			sess.Close()
+			c.Close()
+			if err := s.WaitNoChildren(10 * time.Second); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
+
 // TestTwoServers checks that live Servers share the account's password.
 func TestTwoServers(t *testing.T) {
 	a := Start(t)

@@ -23,6 +23,7 @@ import (
 type Session struct {
 	conn ssh.Conn
 	ch   ssh.Channel
+	sftp sftpConn // opened by the first call to SFTP (sftp.go)
 
 	closeOnce sync.Once
 }

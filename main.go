@@ -64,6 +64,8 @@ type options struct {
 	maxCredentials                       int
 	maxBody                              int64
 	gcFloorMiB                           int
+	files                                bool
+	filesMaxUpload                       int64
 }
 
 // parseFlags reads the flags; each one can also come from the environment
@@ -101,6 +103,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.StringVar(&o.allowedOrigins, "allowed-origins", "", `comma-separated browser origins accepted besides the gateway's own (e.g. "https://lab.example.com"); "*" accepts any`)
 	fs.StringVar(&o.pageCSP, "page-csp", "", "Content-Security-Policy of the terminal page (default: strict for the embedded page, none for --template)")
 	fs.IntVar(&o.gcFloorMiB, "gc-heap-floor-mib", gcfloor.DefaultFloor>>20, "while terminals print, keep the garbage collector's heap goal at least this many MiB over a small live heap, so that one printing at full speed does not make the collector, and every other terminal, stop dozens of times a second (0: the Go runtime's default pacing)")
+	fs.BoolVar(&o.files, "files", true, "file transfers over SFTP on each terminal's own SSH connection: a file panel in the page and the /files/ endpoints")
+	fs.Int64Var(&o.filesMaxUpload, "files-max-upload", 0, "largest file upload request in bytes, then 413 (0: no limit)")
 	fs.StringVar(&o.trustedProxies, "trusted-proxies", "", "comma-separated IPs/CIDRs of reverse proxies whose X-Forwarded-* headers are trusted")
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
@@ -263,6 +267,10 @@ func (o *options) config(getenv func(string) string) (server.Config, string, err
 	if o.maxSessions < 0 || o.maxPerClient < 0 || o.createRate < 0 || o.authFailures < 0 {
 		return cfg, "", errors.New("--max-sessions, --max-sessions-per-client, --create-rate and --auth-failures must not be negative")
 	}
+	if o.filesMaxUpload < 0 {
+		return cfg, "", fmt.Errorf("--files-max-upload: got %d, want 0 (no limit) or more", o.filesMaxUpload)
+	}
+	cfg.Files, cfg.FilesMaxUpload = o.files, o.filesMaxUpload
 	if o.gcFloorMiB < 0 {
 		return cfg, "", fmt.Errorf("--gc-heap-floor-mib: got %d, want 0 or more", o.gcFloorMiB)
 	}

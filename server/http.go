@@ -52,6 +52,7 @@ func (s *Server) newEcho() (*echo.Echo, error) {
 	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
 	e.GET("/static/*", echo.WrapHandler(http.StripPrefix("/static/", staticHandler(static))))
 	e.Any("/socket.io/*", echo.WrapHandler(s.io.ServeHandler(nil)), s.checkOrigin)
+	s.routeFiles(e)
 	return e, nil
 }
 

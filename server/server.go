@@ -85,6 +85,12 @@ type Config struct {
 	// AllowedOrigins are browser origins accepted besides the gateway's
 	// own, on the create endpoints and Socket.IO ("*": any).
 	AllowedOrigins []string
+	// Files turns on file transfers over SFTP on each terminal's SSH
+	// connection: connection-ready carries a files token and /files/
+	// serves them (main's --files, on by default). FilesMaxUpload bounds
+	// an upload request in bytes; 0 means no limit.
+	Files          bool
+	FilesMaxUpload int64
 	// PageCSP is the Content-Security-Policy of the terminal page; empty
 	// means a strict policy for the embedded page and none for a custom
 	// template (a Flask page may load scripts from CDNs).
@@ -146,6 +152,8 @@ type Server struct {
 	output   atomic.Uint64 // bytes of terminal output relayed
 	gate     connectGate
 
+	files *fileTransfers // nil when Config.Files is off
+
 	mu        sync.Mutex
 	closing   bool
 	terminals map[*terminal]struct{}
@@ -186,6 +194,7 @@ func New(cfg Config) (*Server, error) {
 			return nil, err
 		}
 	}
+	s.files = s.newFileTransfers()
 	s.io = s.newSocketIO()
 	if s.echo, err = s.newEcho(); err != nil {
 		return nil, err

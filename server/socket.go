@@ -250,7 +250,9 @@ func (t *terminal) run(ctx context.Context, log *slog.Logger, sess *sshbridge.Se
 		sess.Resize(size)
 	}
 	log.Info("terminal session started")
-	t.emit("connection-ready", map[string]bool{"ready": true})
+	ready, revokeFiles := t.srv.readyPayload(t, sess)
+	defer revokeFiles()
+	t.emit("connection-ready", ready)
 
 	var wg sync.WaitGroup
 	wg.Go(func() { t.pump(ctx, sess.Stderr()) })

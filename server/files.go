@@ -1,0 +1,96 @@
+package server
+
+import (
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+	"github.com/pkg/sftp"
+
+	"github.com/alfresco-ssh/alfresco-ssh/files"
+	"github.com/alfresco-ssh/alfresco-ssh/sshbridge"
+)
+
+// File transfers (Config.Files): the files token in connection-ready and
+// the /files/ routes; the files package does the transfers.
+
+// fileTransfers is what the server keeps for file transfers.
+type fileTransfers struct {
+	tokens  files.Tokens // of the running terminals
+	handler *files.Handler
+}
+
+func (s *Server) newFileTransfers() *fileTransfers {
+	if !s.cfg.Files {
+		return nil
+	}
+	ft := &fileTransfers{}
+	ft.handler = files.New(files.Config{Sessions: &ft.tokens, MaxUpload: s.cfg.FilesMaxUpload, Logger: s.log})
+	return ft
+}
+
+// routeFiles adds the /files/ routes when file transfers are on. Origins
+// are checked as for Socket.IO; the bearer token is the files package's.
+func (s *Server) routeFiles(e *echo.Echo) {
+	if s.files == nil {
+		return
+	}
+	h := s.files.handler
+	mw := []echo.MiddlewareFunc{s.filesCORS, s.checkOrigin}
+	list := echo.WrapHandler(http.HandlerFunc(h.List))
+	download := echo.WrapHandler(http.HandlerFunc(h.Download))
+	e.GET("/files/list", list, mw...)
+	e.GET("/files/download", download, mw...)
+	e.HEAD("/files/download", download, mw...)
+	e.POST("/files/upload", echo.WrapHandler(http.HandlerFunc(h.Upload)), mw...)
+	for _, p := range []string{"/files/list", "/files/download", "/files/upload"} {
+		e.OPTIONS(p, func(c echo.Context) error { return echo.ErrMethodNotAllowed }, mw...)
+	}
+}
+
+// filesCORS lets pages of --allowed-origins call the files endpoints with
+// their token, and read the download headers.
+func (s *Server) filesCORS(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		origin := c.Request().Header.Get("Origin")
+		if origin == "" || !s.listedOrigin(origin) {
+			return next(c)
+		}
+		h := c.Response().Header()
+		h.Set("Access-Control-Allow-Origin", origin)
+		h.Add("Vary", "Origin")
+		h.Set("Access-Control-Expose-Headers", "Content-Disposition, Content-Range, Accept-Ranges, Last-Modified")
+		if c.Request().Method != http.MethodOptions {
+			return next(c)
+		}
+		h.Set("Access-Control-Allow-Methods", "GET, HEAD, POST")
+		h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Range, If-Range")
+		h.Set("Access-Control-Max-Age", "600")
+		return c.NoContent(http.StatusNoContent)
+	}
+}
+
+// readyPayload is the connection-ready payload of a terminal whose SSH
+// session is sess. With file transfers on it carries a files token for the
+// terminal, valid until revoke is called when the terminal ends.
+func (s *Server) readyPayload(t *terminal, sess *sshbridge.Session) (payload map[string]any, revoke func()) {
+	payload = map[string]any{"ready": true}
+	if s.files == nil {
+		return payload, func() {}
+	}
+	token, revoke := s.files.tokens.Issue(&filesSession{t: t, sess: sess})
+	payload["files_token"] = token
+	return payload, revoke
+}
+
+// filesSession is a running terminal as the files package sees it.
+type filesSession struct {
+	t    *terminal
+	sess *sshbridge.Session
+}
+
+func (f *filesSession) SFTP() (*sftp.Client, error) { return f.sess.SFTP() }
+
+// Touch counts a transfer as activity for the idle timeout.
+func (f *filesSession) Touch() { f.t.active() }
+
+func (f *filesSession) ID() string { return string(f.t.sock.Id()) }

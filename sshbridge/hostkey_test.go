@@ -357,11 +357,11 @@ func TestAcceptPolicy(t *testing.T) {
 			}
 			dialShell(t, cfg, target, sshbridge.DefaultWindowSize)
 
-			fp := ssh.FingerprintSHA256(srv.hostKey)
+			fp := ssh.FingerprintSHA256(srv.HostKey())
 			got := logs.String()
 			for _, want := range []string{
 				"level=INFO msg=\"accepted host key without verification\"",
-				"host=" + target.Addr(), "type=" + srv.hostKey.Type(), "fingerprint=" + fp,
+				"host=" + target.Addr(), "type=" + srv.HostKey().Type(), "fingerprint=" + fp,
 			} {
 				if !strings.Contains(got, want) {
 					t.Errorf("log: got %q, want it to contain %q", got, want)
@@ -648,8 +648,8 @@ func TestTOFU(t *testing.T) {
 		// Another server answers at the same address: its key is refused
 		// and not recorded.
 		changed, _ := hostServer(t, newHostSigner(t, "ed25519"))
-		cfg.Dialer = &redirectDialer{to: changed.ln.Addr().String()}
-		checkVerdict(t, tryDial(t, cfg, target), sshbridge.HostKeyChanged, addr, changed.hostKey)
+		cfg.Dialer = &redirectDialer{to: changed.Addr().String()}
+		checkVerdict(t, tryDial(t, cfg, target), sshbridge.HostKeyChanged, addr, changed.HostKey())
 		if got := readFile(t, file); got != want {
 			t.Errorf("file after a changed key: got %q, want %q", got, want)
 		}
@@ -689,12 +689,12 @@ func TestTOFU(t *testing.T) {
 
 	t.Run("revoked key not learned", func(t *testing.T) {
 		file := filepath.Join(t.TempDir(), "known_hosts")
-		revoked := "@revoked * " + authorizedLine(srv.hostKey) + "\n"
+		revoked := "@revoked * " + authorizedLine(srv.HostKey()) + "\n"
 		if err := os.WriteFile(file, []byte(revoked), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		h, _ := newHostKeys(t, sshbridge.PolicyTOFU, file)
-		checkVerdict(t, tryDial(t, sshbridge.Config{HostKeys: h}, target), sshbridge.HostKeyRevoked, addr, srv.hostKey)
+		checkVerdict(t, tryDial(t, sshbridge.Config{HostKeys: h}, target), sshbridge.HostKeyRevoked, addr, srv.HostKey())
 		if got := readFile(t, file); got != revoked {
 			t.Errorf("file: got %q, want it unchanged, %q", got, revoked)
 		}

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/alfresco-ssh/alfresco-ssh/internal/lightssh"
 	"github.com/alfresco-ssh/alfresco-ssh/internal/syncbuf"
 	"github.com/alfresco-ssh/alfresco-ssh/sshbridge"
 )
@@ -131,7 +132,7 @@ func TestDialAuth(t *testing.T) {
 			}
 
 			r := recv(t, dialAsync(t, t.Context(), cfg, target), "Dial to return")
-			if got := srv.keyboardAnswers.Load(); got != tt.wantAnswers {
+			if got := srv.KeyboardAnswers(); got != tt.wantAnswers {
 				t.Errorf("keyboard-interactive answers: got %d, want %d", got, tt.wantAnswers)
 			}
 			if strings.Contains(logs.String(), tt.password) {
@@ -207,7 +208,7 @@ func TestExit(t *testing.T) {
 			if err != io.EOF {
 				t.Errorf("Read: got error %v, want io.EOF", err)
 			}
-			want := cmd + "\r\n" + string(floodData(n)) + "exit\r\n"
+			want := cmd + "\r\n" + string(lightssh.FloodData(n)) + "exit\r\n"
 			if got != want {
 				t.Errorf("output: got %q, want %q", abbrev(got), abbrev(want))
 			}
@@ -283,7 +284,7 @@ func TestServerRequests(t *testing.T) {
 	if _, err := sess.Write([]byte("probe\rprobe\rsize\r")); err != nil {
 		t.Fatalf("Write: got error %v, want nil", err)
 	}
-	want := "probe\r\n" + probeWant + "\r\nprobe\r\n" + probeWant + "\r\nsize\r\n24 80\r\n"
+	want := "probe\r\n" + lightssh.ProbeWant + "\r\nprobe\r\n" + lightssh.ProbeWant + "\r\nsize\r\n24 80\r\n"
 	if got := out.waitFor(t, "24 80\r\n"); got != want {
 		t.Errorf("output: got %q, want %q", got, want)
 	}

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"os/signal"
 	"strconv"
@@ -52,6 +53,7 @@ type options struct {
 	host, template, term, trustedProxies string
 	frameAncestors, apiToken, tokenFile  string
 	allowedOrigins, pageCSP              string
+	embedOrigins                         string
 	hostKeyPolicy, knownHosts            string
 	allowTargets, denyTargets            string
 	tlsCert, tlsKey                      string
@@ -101,6 +103,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.StringVar(&o.apiToken, "api-token", "", "token required as \"Authorization: Bearer <token>\" on the create endpoints (prefer ALFRESCO_SSH_API_TOKEN or --api-token-file)")
 	fs.StringVar(&o.tokenFile, "api-token-file", "", "read the API token from this `file`")
 	fs.StringVar(&o.allowedOrigins, "allowed-origins", "", `comma-separated browser origins accepted besides the gateway's own (e.g. "https://lab.example.com"); "*" accepts any`)
+	fs.StringVar(&o.embedOrigins, "embed-origins", "", `comma-separated origins of parent pages the terminal page talks to over window.postMessage (the embedding API, e.g. "https://lab.example.com"); "*" talks to any; empty turns it off`)
 	fs.StringVar(&o.pageCSP, "page-csp", "", "Content-Security-Policy of the terminal page (default: strict for the embedded page, none for --template)")
 	fs.IntVar(&o.gcFloorMiB, "gc-heap-floor-mib", gcfloor.DefaultFloor>>20, "while terminals print, keep the garbage collector's heap goal at least this many MiB over a small live heap, so that one printing at full speed does not make the collector, and every other terminal, stop dozens of times a second (0: the Go runtime's default pacing)")
 	fs.BoolVar(&o.files, "files", true, "file transfers over SFTP on each terminal's own SSH connection: a file panel in the page and the /files/ endpoints")
@@ -296,6 +299,9 @@ func (o *options) config(getenv func(string) string) (server.Config, string, err
 			cfg.AllowedOrigins = append(cfg.AllowedOrigins, strings.TrimSuffix(origin, "/"))
 		}
 	}
+	if cfg.EmbedOrigins, err = parseEmbedOrigins(o.embedOrigins); err != nil {
+		return cfg, "", fmt.Errorf("--embed-origins: %w", err)
+	}
 	if strings.ContainsAny(o.pageCSP, "\r\n") {
 		return cfg, "", errors.New("--page-csp must be one line")
 	}
@@ -326,6 +332,32 @@ func parsePrefix(s string) (netip.Prefix, error) {
 		return netip.Prefix{}, err
 	}
 	return netip.PrefixFrom(ip, ip.BitLen()), nil
+}
+
+// parseEmbedOrigins reads comma-separated origins as a browser writes
+// them in MessageEvent.origin (scheme://host[:port], lower case, no default
+// port), or "*" for any.
+func parseEmbedOrigins(list string) ([]string, error) {
+	var origins []string
+	for o := range strings.SplitSeq(list, ",") {
+		if o = strings.TrimSpace(o); o == "" {
+			continue
+		}
+		if o == "*" {
+			return []string{"*"}, nil
+		}
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
+			(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+			return nil, fmt.Errorf("%q is not an origin such as https://lab.example.com", o)
+		}
+		host := strings.ToLower(u.Host)
+		if p := u.Port(); (u.Scheme == "http" && p == "80") || (u.Scheme == "https" && p == "443") {
+			host = strings.TrimSuffix(host, ":"+p)
+		}
+		origins = append(origins, u.Scheme+"://"+host)
+	}
+	return origins, nil
 }
 
 // parseFernetKey decodes a Fernet key: 32 bytes in URL-safe base64.

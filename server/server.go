@@ -95,6 +95,10 @@ type Config struct {
 	// means a strict policy for the embedded page and none for a custom
 	// template (a Flask page may load scripts from CDNs).
 	PageCSP string
+	// EmbedOrigins are the parent origins ("https://lab.example.com", or
+	// "*" for any) the stock page's embedding API talks to over
+	// window.postMessage; empty turns the API off.
+	EmbedOrigins []string
 	// Logger receives the server's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -171,6 +175,7 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 	pg, unknown := parsePage(string(tmpl))
+	pg.config = cfg.pageConfigAttr()
 	if len(unknown) > 0 {
 		cfg.Logger.Warn("page template has expressions that render empty", "expressions", unknown)
 	}

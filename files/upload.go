@@ -95,7 +95,7 @@ func (h *Handler) Upload(w http.ResponseWriter, r *http.Request) {
 		if part.FormName() != "file" {
 			continue
 		}
-		name := part.FileName()
+		name := formName(part.FileName())
 		if !validName(name) {
 			fail(badRequest("Invalid file name: " + strings.ToValidUTF8(name, "\uFFFD")))
 			return
@@ -113,6 +113,15 @@ func (h *Handler) Upload(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"success": true, "path": dir, "files": stored})
 }
+
+// formEscapes undoes the escaping browsers apply to the file names of
+// multipart/form-data (the HTML standard's "%22" for a double quote, "%0D"
+// and "%0A" for CR and LF; they leave "%" alone, so a name that really
+// holds "%22" cannot be told apart and is taken as a quote).
+var formEscapes = strings.NewReplacer("%22", `"`, "%0D", "\r", "%0d", "\r", "%0A", "\n", "%0a", "\n")
+
+// formName is the file name a browser meant by a part's file name.
+func formName(name string) string { return formEscapes.Replace(name) }
 
 // validName reports whether name can be a file name in a directory.
 func validName(name string) bool {

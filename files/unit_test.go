@@ -45,3 +45,18 @@ func TestAttachment(t *testing.T) {
 		}
 	}
 }
+
+func TestFormName(t *testing.T) {
+	tests := []struct{ sent, want string }{
+		{"plain.txt", "plain.txt"},
+		{"%22quoted%22 name.txt", `"quoted" name.txt`},
+		{"two%0Alines%0d.txt", "two\nlines\r.txt"},
+		{"100%.txt", "100%.txt"},
+		{"naïve.txt", "naïve.txt"},
+	}
+	for _, tt := range tests {
+		if got := formName(tt.sent); got != tt.want {
+			t.Errorf("formName(%q): got %q, want %q", tt.sent, got, tt.want)
+		}
+	}
+}

@@ -27,6 +27,7 @@ func TestPageConfig(t *testing.T) {
 			map[string]any{"embedOrigins": []any{"https://lab.example.com", "http://localhost:8080"}}},
 		{"any origin", Config{EmbedOrigins: []string{"*"}}, map[string]any{"embedOrigins": []any{"*"}}},
 		{"escaped", Config{EmbedOrigins: []string{`"><script>&'`}}, map[string]any{"embedOrigins": []any{`"><script>&'`}}},
+		{"files", Config{Files: true}, map[string]any{"files": true}},
 	}
 	attr := regexp.MustCompile(`^<body data-id="([^"]*)" data-config="([^"<>]*)">$`)
 	for _, tt := range tests {

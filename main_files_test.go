@@ -2,6 +2,7 @@ package main
 
 import (
 	"io"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -42,5 +43,18 @@ func TestFilesFlags(t *testing.T) {
 				t.Errorf("got Files %v, FilesMaxUpload %d; want %v, %d", cfg.Files, cfg.FilesMaxUpload, tt.wantFiles, tt.wantMax)
 			}
 		})
+	}
+}
+
+// TestFilesAssetsOffline: the file panel loads nothing from elsewhere.
+func TestFilesAssetsOffline(t *testing.T) {
+	for _, name := range []string{"static/files.js", "static/files.css"} {
+		b, err := assets.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := regexp.MustCompile(`https?://[^\s"')]+`).FindString(string(b)); m != "" {
+			t.Errorf("%s loads %s, want only embedded assets", name, m)
+		}
 	}
 }

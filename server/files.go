@@ -35,7 +35,14 @@ func (s *Server) routeFiles(e *echo.Echo) {
 		return
 	}
 	h := s.files.handler
-	mw := []echo.MiddlewareFunc{s.filesCORS, s.checkOrigin}
+	// Pages of --allowed-origins may call them with a token, and read
+	// the download headers.
+	cors := s.corsFor(corsPolicy{
+		methods: "GET, HEAD, POST",
+		headers: "Authorization, Content-Type, Range, If-Range",
+		expose:  "Content-Disposition, Content-Range, Accept-Ranges, Last-Modified",
+	})
+	mw := []echo.MiddlewareFunc{cors, s.checkOrigin}
 	list := echo.WrapHandler(http.HandlerFunc(h.List))
 	download := echo.WrapHandler(http.HandlerFunc(h.Download))
 	e.GET("/files/list", list, mw...)
@@ -44,28 +51,6 @@ func (s *Server) routeFiles(e *echo.Echo) {
 	e.POST("/files/upload", echo.WrapHandler(http.HandlerFunc(h.Upload)), mw...)
 	for _, p := range []string{"/files/list", "/files/download", "/files/upload"} {
 		e.OPTIONS(p, func(c echo.Context) error { return echo.ErrMethodNotAllowed }, mw...)
-	}
-}
-
-// filesCORS lets pages of --allowed-origins call the files endpoints with
-// their token, and read the download headers.
-func (s *Server) filesCORS(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		origin := c.Request().Header.Get("Origin")
-		if origin == "" || !s.listedOrigin(origin) {
-			return next(c)
-		}
-		h := c.Response().Header()
-		h.Set("Access-Control-Allow-Origin", origin)
-		h.Add("Vary", "Origin")
-		h.Set("Access-Control-Expose-Headers", "Content-Disposition, Content-Range, Accept-Ranges, Last-Modified")
-		if c.Request().Method != http.MethodOptions {
-			return next(c)
-		}
-		h.Set("Access-Control-Allow-Methods", "GET, HEAD, POST")
-		h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Range, If-Range")
-		h.Set("Access-Control-Max-Age", "600")
-		return c.NoContent(http.StatusNoContent)
 	}
 }
 

@@ -23,27 +23,13 @@ const transferBuffer = 256 << 10
 // a byte range (Range, If-Range) so that a broken download can resume.
 // HEAD answers the headers alone.
 func (h *Handler) Download(w http.ResponseWriter, r *http.Request) {
-	sess, ok := h.session(w, r)
-	if !ok {
-		return
-	}
-	p, e := remotePath(r, "")
-	if e != nil {
-		writeError(w, e)
-		return
-	}
-	c, e := client(sess)
-	if e != nil {
-		writeError(w, e)
-		return
-	}
-	if !h.begin(w, sess) {
+	sess, c, p, ok := h.open(w, r, "")
+	if !ok || !h.begin(w, sess) {
 		return
 	}
 	t := Transfer{Session: sess.ID(), Direction: "download", Path: p, Started: time.Now()}
 	defer func() { h.record(t) }() // once the slot is free
 	defer h.end(sess)
-	sess.Touch()
 	defer sess.Touch()
 	t.Bytes, t.Result = send(w, r, c, p, sess.Touch)
 }

@@ -105,20 +105,31 @@ func New(cfg Config) *Handler {
 	return &Handler{cfg: cfg, log: cfg.Logger, busy: make(map[Session]int)}
 }
 
-// session authenticates the request by its bearer token. On failure it
-// has answered 401.
-func (h *Handler) session(w http.ResponseWriter, r *http.Request) (Session, bool) {
+// open starts a request: it authenticates it by its bearer token, reads
+// its path parameter (def stands for an absent one; see remotePath),
+// counts it as activity of the terminal and returns the terminal's SFTP
+// client. On failure it has answered, and ok is false.
+func (h *Handler) open(w http.ResponseWriter, r *http.Request, def string) (sess Session, c *sftp.Client, path string, ok bool) {
 	w.Header().Set("Cache-Control", "no-store")
-	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if ok {
-		var sess Session
-		if sess, ok = h.cfg.Sessions.FilesSession(strings.TrimSpace(token)); ok {
-			return sess, true
-		}
+	token, bearer := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if bearer {
+		sess, bearer = h.cfg.Sessions.FilesSession(strings.TrimSpace(token))
 	}
-	w.Header().Set("WWW-Authenticate", `Bearer realm="alfresco-ssh"`)
-	writeError(w, errToken)
-	return nil, false
+	if !bearer {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="alfresco-ssh"`)
+		writeError(w, errToken)
+		return nil, nil, "", false
+	}
+	sess.Touch()
+	path, e := remotePath(r, def)
+	if e == nil {
+		c, e = client(sess)
+	}
+	if e != nil {
+		writeError(w, e)
+		return nil, nil, "", false
+	}
+	return sess, c, path, true
 }
 
 // begin reserves one of the terminal's transfer slots; end releases it.

@@ -74,19 +74,8 @@ func client(sess Session) (*sftp.Client, *Error) {
 // (the home directory when path is absent), sorted by name, as
 // {"success": true, "path": absolute path, "entries": [...]}.
 func (h *Handler) List(w http.ResponseWriter, r *http.Request) {
-	sess, ok := h.session(w, r)
+	_, c, p, ok := h.open(w, r, ".")
 	if !ok {
-		return
-	}
-	sess.Touch()
-	p, e := remotePath(r, ".")
-	if e != nil {
-		writeError(w, e)
-		return
-	}
-	c, e := client(sess)
-	if e != nil {
-		writeError(w, e)
 		return
 	}
 	dir, err := c.RealPath(p)

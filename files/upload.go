@@ -34,7 +34,7 @@ type Uploaded struct {
 // answer is {"success": true, "path": DIR, "files": [{"name", "size"}]};
 // on an error, "files" lists the files stored before it.
 func (h *Handler) Upload(w http.ResponseWriter, r *http.Request) {
-	sess, ok := h.session(w, r)
+	sess, c, p, ok := h.open(w, r, ".")
 	if !ok {
 		return
 	}
@@ -45,26 +45,15 @@ func (h *Handler) Upload(w http.ResponseWriter, r *http.Request) {
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, max)
 	}
-	p, e := remotePath(r, ".")
-	if e != nil {
-		writeError(w, e)
-		return
-	}
 	mr, err := r.MultipartReader()
 	if err != nil {
 		writeError(w, &Error{http.StatusUnsupportedMediaType, "Expected a multipart/form-data body"})
-		return
-	}
-	c, e := client(sess)
-	if e != nil {
-		writeError(w, e)
 		return
 	}
 	if !h.begin(w, sess) {
 		return
 	}
 	defer h.end(sess)
-	sess.Touch()
 	defer sess.Touch()
 
 	dir, err := c.RealPath(p)

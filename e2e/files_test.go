@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -23,27 +22,6 @@ import (
 
 // transferTimeout bounds a 200 MB transfer through the page.
 const transferTimeout = 3 * time.Minute
-
-// remoteDir makes a fresh directory in the test user's home, owned by
-// the user, removed when the test ends.
-func remoteDir(t *testing.T, sshd *sshdtest.Server) string {
-	t.Helper()
-	u, err := user.Lookup(sshd.User)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir, err := os.MkdirTemp(u.HomeDir, "e2e-files-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	if err := os.Chown(dir, uid, gid); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
 
 // pattern is the content the page makes for a synthetic drop (dropJS):
 // a 1 MiB block of a 32-bit LCG's high bytes, repeated, cut at size.
@@ -177,7 +155,7 @@ func TestBrowserFiles(t *testing.T) {
 	getBrowser(t)
 	sshd := sshdtest.Start(t)
 	g := startGateway(t)
-	dir := remoteDir(t, sshd)
+	dir := sshd.UserDir(t)
 	const chosenSize = 200 << 20
 	chosen := filepath.Join(processDir(t), "chosen 200MB.bin")
 	writePattern(t, chosen, chosenSize, 7)
@@ -338,7 +316,7 @@ func TestBrowserFilesFramed(t *testing.T) {
 	getBrowser(t)
 	sshd := sshdtest.Start(t)
 	g := startGateway(t)
-	dir := remoteDir(t, sshd)
+	dir := sshd.UserDir(t)
 	if err := os.WriteFile(filepath.Join(dir, "framed.txt"), []byte("from the frame"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -396,33 +374,24 @@ func TestBrowserFilesScreenshot(t *testing.T) {
 	getBrowser(t)
 	sshd := sshdtest.Start(t)
 	g := startGateway(t)
-	dir := filepath.Join(filepath.Dir(remoteDir(t, sshd)), "lab-3")
+	dir := filepath.Join(filepath.Dir(sshd.UserDir(t)), "lab-3")
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	u, err := user.Lookup(sshd.User)
-	if err != nil {
-		t.Fatal(err)
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
+	sshd.Chown(t, dir)
 	for name, size := range map[string]int{"report.pdf": 482133, "measurements.csv": 90412, "analysis.py": 3180, "README.md": 1204, "results": -1, "data": -1} {
 		p := filepath.Join(dir, name)
+		var err error
 		if size < 0 {
 			err = os.Mkdir(p, 0o755)
 		} else {
 			err = os.WriteFile(p, make([]byte, size), 0o644)
 		}
-		if err == nil {
-			err = os.Chown(p, uid, gid)
-		}
 		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	if err := os.Chown(dir, uid, gid); err != nil {
-		t.Fatal(err)
+		sshd.Chown(t, p)
 	}
 	p := newPage(t, pageOptions{Width: 1400, Height: 560})
 	openTerminal(t, p, g.url+"/?connection="+g.createCredentials(t, login(sshd)))

@@ -56,7 +56,7 @@ func TestList(t *testing.T) {
 		if err := os.Symlink(target, filepath.Join(g.dir, name)); err != nil {
 			t.Fatal(err)
 		}
-		g.chown(t, filepath.Join(g.dir, name))
+		g.sshd.Chown(t, filepath.Join(g.dir, name))
 	}
 	locked := g.rootOwned(t, "locked", nil)
 	want := []files.Entry{

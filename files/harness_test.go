@@ -118,12 +118,7 @@ func newGateway(t *testing.T, cfg files.Config) *gateway {
 	g.home = u.HomeDir
 	g.uid, _ = strconv.Atoi(u.Uid)
 	g.gid, _ = strconv.Atoi(u.Gid)
-	g.dir, err = os.MkdirTemp(g.home, "files-test-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(g.dir) })
-	g.chown(t, g.dir)
+	g.dir = g.sshd.UserDir(t)
 
 	cfg.Sessions = g.toks
 	cfg.Logger = slog.New(slog.NewTextHandler(g.logs, nil))
@@ -167,13 +162,6 @@ func (g *gateway) terminal(t *testing.T, id string) (term *terminal, token strin
 	return term, token, end
 }
 
-func (g *gateway) chown(t *testing.T, p string) {
-	t.Helper()
-	if err := os.Lchown(p, g.uid, g.gid); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // writeFile writes a file owned by the test user into g.dir.
 func (g *gateway) writeFile(t *testing.T, name string, data []byte) string {
 	t.Helper()
@@ -181,7 +169,7 @@ func (g *gateway) writeFile(t *testing.T, name string, data []byte) string {
 	if err := os.WriteFile(p, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	g.chown(t, p)
+	g.sshd.Chown(t, p)
 	return p
 }
 
@@ -199,7 +187,7 @@ func (g *gateway) writeContent(t *testing.T, name string, size int64, seed byte)
 	if err != nil {
 		t.Fatal(err)
 	}
-	g.chown(t, p)
+	g.sshd.Chown(t, p)
 	return p
 }
 
@@ -210,7 +198,7 @@ func (g *gateway) mkdir(t *testing.T, name string) string {
 	if err := os.Mkdir(p, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	g.chown(t, p)
+	g.sshd.Chown(t, p)
 	return p
 }
 

@@ -6,9 +6,7 @@ import (
 	"io"
 	"mime/multipart"
 	"net/http"
-	"os"
 	"os/user"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -144,16 +142,7 @@ func TestFiles(t *testing.T) {
 		part, _ := mw.CreateFormFile("file", "files-test.txt")
 		io.WriteString(part, "through the gateway")
 		mw.Close()
-		dir, err := os.MkdirTemp(u.HomeDir, "files-test-")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { os.RemoveAll(dir) })
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		if err := os.Chown(dir, uid, gid); err != nil {
-			t.Fatal(err)
-		}
+		dir := sshd.UserDir(t)
 		status, _, body := filesRequest(t, g, "POST", "upload?path="+dir, token1, strings.NewReader(b.String()),
 			http.Header{"Content-Type": {mw.FormDataContentType()}})
 		if status != http.StatusOK {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -398,5 +399,28 @@ func TestUnavailableError(t *testing.T) {
 	}
 	if errors.Is(errors.New("other"), ErrUnavailable) {
 		t.Errorf("an unrelated error matches ErrUnavailable")
+	}
+}
+
+// TestUserDir: a directory of the test user's, gone after the test.
+func TestUserDir(t *testing.T) {
+	s := Start(t)
+	var dir string
+	t.Run("make", func(t *testing.T) {
+		dir = s.UserDir(t)
+		u, err := lookupUser(s.User)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fi, err := os.Stat(dir)
+		if err != nil || !fi.IsDir() || filepath.Dir(dir) != u.HomeDir {
+			t.Fatalf("UserDir: got %q (%v, %v), want a directory in %s", dir, fi, err, u.HomeDir)
+		}
+		if st := fi.Sys().(*syscall.Stat_t); fmt.Sprint(st.Uid) != u.Uid {
+			t.Errorf("owner of %s: got uid %d, want %s", dir, st.Uid, u.Uid)
+		}
+	})
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("after the test: %s still there (%v)", dir, err)
 	}
 }

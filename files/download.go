@@ -1,7 +1,6 @@
 package files
 
 import (
-	"bufio"
 	"errors"
 	"io"
 	"net/http"
@@ -13,10 +12,6 @@ import (
 
 	"github.com/pkg/sftp"
 )
-
-// transferBuffer is the buffer a transfer reads into: each fill is that
-// many bytes requested from the remote at once, in 32 KiB SFTP requests.
-const transferBuffer = 256 << 10
 
 // Download is GET /files/download?path=P: the remote regular file P,
 // streamed, with Content-Length, Content-Disposition: attachment, and
@@ -59,8 +54,8 @@ func send(w http.ResponseWriter, r *http.Request, c *sftp.Client, p string, touc
 		return 0, e.Msg
 	}
 
-	body := &remoteReader{sr: io.NewSectionReader(f, 0, fi.Size()), touch: touch}
-	body.br = bufio.NewReaderSize(body.sr, transferBuffer)
+	body := &remoteReader{f: f, size: fi.Size(), touch: touch}
+	defer body.stop() // before f.Close
 	cw := &countingWriter{ResponseWriter: w}
 	h := w.Header()
 	h.Set("Content-Type", "application/octet-stream")
@@ -73,6 +68,7 @@ func send(w http.ResponseWriter, r *http.Request, c *sftp.Client, p string, touc
 		r.Header.Del("Range")
 	}
 	http.ServeContent(cw, r, "", fi.ModTime(), body)
+	body.stop()
 
 	want, _ := strconv.ParseInt(h.Get("Content-Length"), 10, 64)
 	switch {
@@ -86,29 +82,78 @@ func send(w http.ResponseWriter, r *http.Request, c *sftp.Client, p string, touc
 	return cw.n, "ok"
 }
 
-// remoteReader reads a remote file for ServeContent: in large reads, which
-// the SFTP client splits into concurrent requests, whatever size the
-// caller asks for; each read counts as activity.
+// remoteReader reads a remote file for ServeContent. From where a Read
+// starts, a goroutine (the pump) reads the file with the SFTP client's
+// WriteTo, which keeps many read requests in flight and hands the data on
+// in order, through a pipe: the remote is read while earlier data goes out
+// to the browser, and what is held is the client's few in-flight buffers.
+// A Seek elsewhere stops the pump; the next Read starts another.
 type remoteReader struct {
-	sr    *io.SectionReader
-	br    *bufio.Reader
+	f     *sftp.File
+	size  int64
+	off   int64 // where the next Read reads
 	touch func()
-	err   error // the first error of the remote other than io.EOF
+
+	pr   *io.PipeReader // the pump's output; nil while none runs
+	done chan struct{}  // closed when the pump has ended
+	err  error          // the remote's error, if the pump ended on one; read after done
 }
 
 func (r *remoteReader) Read(p []byte) (int, error) {
 	r.touch()
-	n, err := r.br.Read(p)
-	if err != nil && !errors.Is(err, io.EOF) && r.err == nil {
-		r.err = err
+	if r.off >= r.size {
+		return 0, io.EOF
 	}
+	if r.pr == nil {
+		r.start()
+	}
+	n, err := r.pr.Read(p)
+	r.off += int64(n)
 	return n, err
 }
 
+// start starts the pump at r.off.
+func (r *remoteReader) start() {
+	pr, pw := io.Pipe()
+	r.pr, r.done = pr, make(chan struct{})
+	go func(off int64) { // ends at the end of the file, or when stop closes the pipe
+		defer close(r.done)
+		_, err := r.f.Seek(off, io.SeekStart)
+		if err == nil {
+			_, err = r.f.WriteTo(pw)
+		}
+		if err != nil && !errors.Is(err, io.ErrClosedPipe) {
+			r.err = err
+		}
+		pw.CloseWithError(err) // nil: the reader sees io.EOF
+	}(r.off)
+}
+
+// stop ends the pump, if one runs, and waits for it.
+func (r *remoteReader) stop() {
+	if r.pr == nil {
+		return
+	}
+	r.pr.Close()
+	<-r.done
+	r.pr = nil
+}
+
 func (r *remoteReader) Seek(offset int64, whence int) (int64, error) {
-	n, err := r.sr.Seek(offset, whence)
-	r.br.Reset(r.sr)
-	return n, err
+	switch whence {
+	case io.SeekCurrent:
+		offset += r.off
+	case io.SeekEnd:
+		offset += r.size
+	}
+	if offset < 0 {
+		return 0, errors.New("files: seek before the start")
+	}
+	if offset != r.off {
+		r.stop()
+		r.off = offset
+	}
+	return offset, nil
 }
 
 // countingWriter counts the body bytes written and notes the status.

@@ -64,7 +64,9 @@ func (s *Session) SFTP() (*sftp.Client, error) {
 		return nil, fmt.Errorf("sshbridge: %w: %w", ErrNoSFTP, err)
 	}
 	sc := &sftpChannel{Channel: ch}
-	client, err := sftp.NewClientPipe(sc, ch, sftp.MaxConcurrentRequestsPerFile(sftpRequests))
+	// UseFstat: a pipelined read (File.WriteTo) learns the size of the
+	// file it has open, not of whatever its path names by then.
+	client, err := sftp.NewClientPipe(sc, ch, sftp.MaxConcurrentRequestsPerFile(sftpRequests), sftp.UseFstat(true))
 	if err != nil {
 		ch.Close()
 		return nil, fmt.Errorf("sshbridge: start sftp: %w", err)

@@ -128,9 +128,15 @@ func entry(fi fs.FileInfo) Entry {
 
 // resolveLinks sets the Target of the links among entries, a few at once.
 func resolveLinks(c *sftp.Client, dir string, entries []Entry) {
+	n := 0
+	for _, e := range entries {
+		if e.Type == "link" {
+			n++
+		}
+	}
 	links := make(chan *Entry)
 	var wg sync.WaitGroup
-	for range linkWorkers {
+	for range min(n, linkWorkers) {
 		wg.Go(func() {
 			for e := range links {
 				if fi, err := c.Stat(path.Join(dir, e.Name)); err == nil {

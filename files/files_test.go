@@ -107,6 +107,19 @@ func TestList(t *testing.T) {
 			t.Errorf("entries of home: got %+v, want one for directory %s", l.Entries, filepath.Base(g.dir))
 		}
 	})
+	t.Run("truncated", func(t *testing.T) {
+		big := g.mkdir(t, "big")
+		for i := range 10001 {
+			if err := os.WriteFile(fmt.Sprintf("%s/%05d", big, i), nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		l := decode[listing](t, g.request(t, "GET", "list", token, big, nil, nil), http.StatusOK)
+		if !l.Truncated || len(l.Entries) != 10000 || l.Entries[9999].Name != "09999" {
+			t.Errorf("listing of 10,001 files: got truncated %v and %d entries, want true and the first 10,000", l.Truncated, len(l.Entries))
+		}
+		os.RemoveAll(big)
+	})
 	for _, tt := range []struct {
 		name, path string
 		status     int

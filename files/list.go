@@ -1,6 +1,7 @@
 package files
 
 import (
+	"context"
 	"errors"
 	"io/fs"
 	"net/http"
@@ -8,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	"github.com/pkg/sftp"
@@ -19,10 +21,12 @@ const (
 	// maxPath bounds the path parameter, in bytes (Linux's PATH_MAX).
 	maxPath = 4096
 	// maxEntries bounds a listing; a larger directory is cut, and the
-	// answer says so with "truncated": true.
+	// answer says so with "truncated": true (as when listTime runs out).
 	maxEntries = 10000
 	// linkWorkers is how many symbolic links a listing resolves at once.
 	linkWorkers = 8
+	// listTime bounds the reading of one directory.
+	listTime = 15 * time.Second
 )
 
 // Entry is one directory entry of a listing.
@@ -83,8 +87,13 @@ func (h *Handler) List(w http.ResponseWriter, r *http.Request) {
 		writeError(w, remoteError(err, opOther, p))
 		return
 	}
-	infos, err := c.ReadDir(dir)
-	if err != nil {
+	// A huge directory is read for listTime at most; what came by then is
+	// listed.
+	ctx, cancel := context.WithTimeout(r.Context(), listTime)
+	defer cancel()
+	infos, err := c.ReadDirContext(ctx, dir)
+	timedOut := errors.Is(err, context.DeadlineExceeded) && r.Context().Err() == nil
+	if err != nil && !timedOut {
 		if fi, serr := c.Stat(dir); serr == nil && !fi.IsDir() {
 			writeError(w, badRequest("Not a directory: "+dir))
 			return
@@ -93,7 +102,7 @@ func (h *Handler) List(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sort.Slice(infos, func(i, j int) bool { return infos[i].Name() < infos[j].Name() })
-	truncated := len(infos) > maxEntries
+	truncated := timedOut || len(infos) > maxEntries
 	if truncated {
 		infos = infos[:maxEntries]
 	}

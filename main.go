@@ -59,6 +59,7 @@ type options struct {
 	tlsCert, tlsKey                      string
 	maxSessions, maxPerClient            int
 	createRate, authFailures             int
+	clientPrefixV4, clientPrefixV6       int
 	port                                 int
 	debug, version                       bool
 	credentialsTTL, sshTimeout           time.Duration
@@ -94,7 +95,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.IntVar(&o.maxSessions, "max-sessions", 5000, "most concurrent terminals in total (0: no limit)")
 	fs.IntVar(&o.maxPerClient, "max-sessions-per-client", 500, "most concurrent terminals per client address (0: no limit)")
 	fs.IntVar(&o.createRate, "create-rate", 600, "most credential creations per client address per minute (0: no limit)")
-	fs.IntVar(&o.authFailures, "auth-failures", 10, "SSH login failures per client address, and per target, within 10 minutes before logins are refused with a growing back-off (0: no limit)")
+	fs.IntVar(&o.authFailures, "auth-failures", 10, "SSH login failures per client address, and per account (user on host:port), within 10 minutes before logins are refused with a growing back-off; logins in progress count, more wait (0: no limit)")
+	fs.IntVar(&o.clientPrefixV4, "client-prefix-v4", 32, "IPv4 clients are counted by this prefix length of their address in the per-client limits (1-32)")
+	fs.IntVar(&o.clientPrefixV6, "client-prefix-v6", 64, "IPv6 clients are counted by this prefix length of their address in the per-client limits (1-128; one host or subscriber usually holds a /64)")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "serve HTTPS with this certificate `file` (PEM, re-read when it changes)")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "private key `file` of --tls-cert")
 	fs.IntVar(&o.maxCredentials, "max-credentials", 10000, "most credentials waiting to be used")
@@ -277,6 +280,10 @@ func (o *options) config(getenv func(string) string) (server.Config, string, err
 	if o.gcFloorMiB < 0 {
 		return cfg, "", fmt.Errorf("--gc-heap-floor-mib: got %d, want 0 or more", o.gcFloorMiB)
 	}
+	if o.clientPrefixV4 < 1 || o.clientPrefixV4 > 32 || o.clientPrefixV6 < 1 || o.clientPrefixV6 > 128 {
+		return cfg, "", fmt.Errorf("--client-prefix-v4 must be from 1 to 32 and --client-prefix-v6 from 1 to 128, got %d and %d", o.clientPrefixV4, o.clientPrefixV6)
+	}
+	cfg.ClientPrefix = policy.ClientPrefix{V4: o.clientPrefixV4, V6: o.clientPrefixV6}
 	cfg.MaxSessions, cfg.MaxSessionsPerClient = o.maxSessions, o.maxPerClient
 	cfg.CreatesPerMinute, cfg.AuthFailures = o.createRate, o.authFailures
 	if (o.tlsCert == "") != (o.tlsKey == "") {

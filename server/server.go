@@ -70,12 +70,19 @@ type Config struct {
 	// address but link-local and cloud metadata ones.
 	Targets *policy.TargetPolicy
 	// Limits, each off when zero: concurrent terminals in total and per
-	// client address, credential creations per client address per minute,
-	// and SSH authentication failures (per client address and per target,
+	// client, credential creations per client per minute, and SSH
+	// authentication failures (per client and per account, user@host:port,
 	// within 10 minutes) before a back-off starting at 30 s.
 	MaxSessions, MaxSessionsPerClient int
 	CreatesPerMinute                  int
 	AuthFailures                      int
+	// ClientPrefix says how much of a client's address keys the per-client
+	// limits (zero: /32 for IPv4, /64 for IPv6).
+	ClientPrefix policy.ClientPrefix
+	// Limits, where its fields are set, replace the in-memory limits built
+	// from the numbers above, e.g. by ones that count across several
+	// gateway nodes.
+	Limits policy.Limits
 	// TLSCertFile and TLSKeyFile, when set, make Serve speak HTTPS; the
 	// files are re-read when they change.
 	TLSCertFile, TLSKeyFile string
@@ -149,12 +156,10 @@ type Server struct {
 	io    *socket.Server
 	http  *http.Server
 
-	creates  *policy.RateLimiter
-	authFail *policy.AuthBackoff
-	sessions *policy.SessionCounter
-	certs    *certReloader
-	output   atomic.Uint64 // bytes of terminal output relayed
-	gate     connectGate
+	limits policy.Limits
+	certs  *certReloader
+	output atomic.Uint64 // bytes of terminal output relayed
+	gate   connectGate
 
 	files *fileTransfers // nil when Config.Files is off
 
@@ -190,9 +195,7 @@ func New(cfg Config) (*Server, error) {
 		page:      pg,
 		terminals: make(map[*terminal]struct{}),
 		gate:      connectGate{pending: make(map[string]chan struct{})},
-		creates:   policy.NewRateLimiter(cfg.CreatesPerMinute, time.Minute),
-		authFail:  policy.NewAuthBackoff(cfg.AuthFailures, 10*time.Minute, 30*time.Second, 15*time.Minute),
-		sessions:  policy.NewSessionCounter(cfg.MaxSessions, cfg.MaxSessionsPerClient),
+		limits:    newLimits(cfg),
 	}
 	if cfg.TLSCertFile != "" || cfg.TLSKeyFile != "" {
 		if s.certs, err = newCertReloader(cfg.TLSCertFile, cfg.TLSKeyFile, cfg.Logger); err != nil {

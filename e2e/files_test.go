@@ -310,12 +310,12 @@ func TestBrowserFiles(t *testing.T) {
 	})
 }
 
-// TestBrowserFilesFramed: the panel inside a cross-origin <iframe> lists
-// and downloads.
+// TestBrowserFilesFramed: the panel inside a cross-origin <iframe> lists,
+// downloads, and refuses a file over --files-max-upload before sending it.
 func TestBrowserFilesFramed(t *testing.T) {
 	getBrowser(t)
 	sshd := sshdtest.Start(t)
-	g := startGateway(t)
+	g := startGateway(t, "--files-max-upload", "1000")
 	dir := sshd.UserDir(t)
 	if err := os.WriteFile(filepath.Join(dir, "framed.txt"), []byte("from the frame"), 0o644); err != nil {
 		t.Fatal(err)
@@ -336,6 +336,12 @@ func TestBrowserFilesFramed(t *testing.T) {
 	json.Unmarshal(v, &d)
 	if got, _ := os.ReadFile(saved); string(got) != "from the frame" || d.SuggestedFilename != "framed.txt" {
 		t.Errorf("framed download: got %q named %q, want %q named framed.txt", got, d.SuggestedFilename, "from the frame")
+	}
+
+	f.eval(dropJS, []map[string]any{{"name": "too big.bin", "size": 2000, "seed": 6}}, nil)
+	f.waitFor("the refusal", `() => (`+transferJS+`)("too big.bin") === "failed: Larger than the gateway allows (1000 B)"`, nil)
+	if _, err := os.Stat(filepath.Join(dir, "too big.bin")); err == nil {
+		t.Error("a file over --files-max-upload was stored")
 	}
 }
 

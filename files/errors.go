@@ -21,9 +21,8 @@ type Error struct {
 func (e *Error) Error() string { return e.Msg }
 
 var (
-	errToken    = &Error{http.StatusUnauthorized, "Missing or invalid files token"}
-	errBusy     = &Error{http.StatusTooManyRequests, "Too many file transfers of this terminal at once; wait for one to finish"}
-	errTooLarge = &Error{http.StatusRequestEntityTooLarge, "The upload is larger than the gateway allows"}
+	errToken = &Error{http.StatusUnauthorized, "Missing or invalid files token"}
+	errBusy  = &Error{http.StatusTooManyRequests, "Too many file transfers of this terminal at once; wait for one to finish"}
 )
 
 func badRequest(msg string) *Error { return &Error{http.StatusBadRequest, msg} }

@@ -73,8 +73,8 @@ type Transfer struct {
 type Config struct {
 	// Sessions finds the terminal of a token.
 	Sessions Sessions
-	// MaxUpload bounds an upload request's body in bytes (then 413); 0
-	// means no limit.
+	// MaxUpload bounds an uploaded file in bytes (then 413); 0 means no
+	// limit.
 	MaxUpload int64
 	// MaxTransfers bounds the uploads and downloads one terminal runs at
 	// once (then 429); default 4.

@@ -382,7 +382,7 @@ func TestUpload(t *testing.T) {
 		{"over a directory", g.dir + "/sub", []upload{{"taken", strings.NewReader("x")}}, http.StatusConflict, "A directory of that name exists"},
 		{"dot dot", g.dir, []upload{{"..", strings.NewReader("x")}}, http.StatusBadRequest, "Invalid file name"},
 		{"no file", g.dir, nil, http.StatusBadRequest, "No file in the upload"},
-		{"too large", g.dir, []upload{{"big", newContent(2<<20, 2)}}, http.StatusRequestEntityTooLarge, "larger than the gateway allows"},
+		{"too large", g.dir, []upload{{"big", newContent(2<<20, 2)}}, http.StatusRequestEntityTooLarge, "The file is larger than the gateway allows (1048576 bytes)"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			checkError(t, g.upload(t, token, tt.dir, tt.files...), tt.status, tt.msg)
@@ -391,10 +391,11 @@ func TestUpload(t *testing.T) {
 			}
 		})
 	}
-	t.Run("too large by Content-Length", func(t *testing.T) {
-		body := strings.NewReader(strings.Repeat("x", 2<<20))
-		resp := g.request(t, "POST", "upload", token, g.dir, body, http.Header{"Content-Type": {"multipart/form-data; boundary=x"}})
-		checkError(t, resp, http.StatusRequestEntityTooLarge, "larger than the gateway allows")
+	t.Run("the limit is per file", func(t *testing.T) {
+		ans := decode[uploadAnswer](t, g.upload(t, token, g.dir, upload{"part1", newContent(700<<10, 3)}, upload{"part2", newContent(700<<10, 4)}), http.StatusOK)
+		if len(ans.Files) != 2 {
+			t.Errorf("two files of 700 KiB under a 1 MiB limit: got %+v, want both stored", ans)
+		}
 	})
 	t.Run("not multipart", func(t *testing.T) {
 		resp := g.request(t, "POST", "upload", token, g.dir, strings.NewReader("{}"), http.Header{"Content-Type": {"application/json"}})

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"net/http"
@@ -37,13 +38,6 @@ func (h *Handler) Upload(w http.ResponseWriter, r *http.Request) {
 	sess, c, p, ok := h.open(w, r, ".")
 	if !ok {
 		return
-	}
-	if max := h.cfg.MaxUpload; max > 0 {
-		if r.ContentLength > max {
-			writeError(w, errTooLarge)
-			return
-		}
-		r.Body = http.MaxBytesReader(w, r.Body, max)
 	}
 	mr, err := r.MultipartReader()
 	if err != nil {
@@ -89,7 +83,11 @@ func (h *Handler) Upload(w http.ResponseWriter, r *http.Request) {
 			fail(badRequest("Invalid file name: " + strings.ToValidUTF8(name, "\uFFFD")))
 			return
 		}
-		n, e := h.receive(c, sess, dir, name, part)
+		src := io.Reader(part)
+		if max := h.cfg.MaxUpload; max > 0 {
+			src = &maxReader{r: part, max: max, left: max}
+		}
+		n, e := h.receive(c, sess, dir, name, src)
 		if e != nil {
 			fail(e)
 			return
@@ -189,11 +187,34 @@ func rename(c *sftp.Client, from, to string) error {
 
 // bodyError is the answer to a request body that could not be read.
 func bodyError(err error) *Error {
-	var tooLarge *http.MaxBytesError
+	var tooLarge *tooLargeError
 	if errors.As(err, &tooLarge) {
-		return errTooLarge
+		return &Error{http.StatusRequestEntityTooLarge, err.Error()}
 	}
 	return badRequest("The upload was interrupted or is not valid multipart/form-data")
+}
+
+// maxReader reads an uploaded file, failing once it is larger than left
+// bytes.
+type maxReader struct {
+	r    io.Reader
+	max  int64
+	left int64
+}
+
+func (m *maxReader) Read(p []byte) (int, error) {
+	n, err := m.r.Read(p)
+	if m.left -= int64(n); m.left < 0 {
+		return n, &tooLargeError{max: m.max}
+	}
+	return n, err
+}
+
+// tooLargeError is an uploaded file over Config.MaxUpload.
+type tooLargeError struct{ max int64 }
+
+func (e *tooLargeError) Error() string {
+	return fmt.Sprintf("The file is larger than the gateway allows (%d bytes)", e.max)
 }
 
 // uploadReader is an uploaded file's body: each read counts as activity,

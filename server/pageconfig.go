@@ -14,13 +14,15 @@ type pageConfig struct {
 	// EmbedOrigins are the parent origins the page's embedding API
 	// (window.postMessage) talks to; ["*"] is any, none turns it off.
 	EmbedOrigins []string `json:"embedOrigins,omitempty"`
-	// Files shows the file panel (Config.Files).
-	Files bool `json:"files,omitempty"`
+	// Files shows the file panel (Config.Files); FilesMaxUpload, in
+	// bytes, lets it refuse a larger file before sending it.
+	Files          bool  `json:"files,omitempty"`
+	FilesMaxUpload int64 `json:"filesMaxUpload,omitempty"`
 }
 
 // pageConfigAttr is the page configuration from c, HTML-escaped for an
 // attribute value.
 func (c *Config) pageConfigAttr() string {
-	b, _ := json.Marshal(pageConfig{EmbedOrigins: c.EmbedOrigins, Files: c.Files}) // strings always marshal
+	b, _ := json.Marshal(pageConfig{EmbedOrigins: c.EmbedOrigins, Files: c.Files, FilesMaxUpload: c.FilesMaxUpload}) // strings always marshal
 	return html.EscapeString(string(b))
 }

@@ -28,6 +28,7 @@ func TestPageConfig(t *testing.T) {
 		{"any origin", Config{EmbedOrigins: []string{"*"}}, map[string]any{"embedOrigins": []any{"*"}}},
 		{"escaped", Config{EmbedOrigins: []string{`"><script>&'`}}, map[string]any{"embedOrigins": []any{`"><script>&'`}}},
 		{"files", Config{Files: true}, map[string]any{"files": true}},
+		{"files max upload", Config{Files: true, FilesMaxUpload: 1 << 30}, map[string]any{"files": true, "filesMaxUpload": float64(1 << 30)}},
 	}
 	attr := regexp.MustCompile(`^<body data-id="([^"]*)" data-config="([^"<>]*)">$`)
 	for _, tt := range tests {

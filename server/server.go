@@ -95,7 +95,7 @@ type Config struct {
 	// Files turns on file transfers over SFTP on each terminal's SSH
 	// connection: connection-ready carries a files token and /files/
 	// serves them (main's --files, on by default). FilesMaxUpload bounds
-	// an upload request in bytes; 0 means no limit.
+	// an uploaded file in bytes; 0 means no limit.
 	Files          bool
 	FilesMaxUpload int64
 	// PageCSP is the Content-Security-Policy of the terminal page; empty

@@ -25,6 +25,16 @@
   const FOLD_BYTES = 32 << 20;
 
   const base = alfresco.config.basePath + "/files/";
+  // maxUpload is the largest file the gateway takes (filesMaxUpload of the
+  // page configuration, which terminal.js does not carry), 0 for any.
+  function maxUpload() {
+    try {
+      const max = JSON.parse(document.body.dataset.config || "{}").filesMaxUpload;
+      return typeof max === "number" && max > 0 ? max : 0;
+    } catch (err) {
+      return 0;
+    }
+  }
   let token = null; // the terminal's files token, while it lives
   let ended = false;
   let cwd = null; // the directory shown; null: home, not listed yet
@@ -353,10 +363,16 @@
       showError(unavailable());
       return;
     }
+    const max = maxUpload();
     Array.prototype.forEach.call(fileList, function (file) {
-      enqueue(new Transfer("upload", file.name, file.size, function (t) {
+      const t = new Transfer("upload", file.name, file.size, function () {
         return sendFile(t, file, dir);
-      }));
+      });
+      if (max && file.size > max) {
+        t.setState("failed", "Larger than the gateway allows (" + size(max) + ")");
+        return;
+      }
+      enqueue(t);
     });
   }
 

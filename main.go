@@ -71,6 +71,8 @@ type options struct {
 	maxCredentials                       int
 	maxBody                              int64
 	gcFloorMiB                           int
+	files                                bool
+	filesMaxUpload                       int64
 }
 
 // parseFlags reads the flags (defined in flagSet); each can also come from
@@ -142,6 +144,8 @@ func (o *options) flagSet() *flag.FlagSet {
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://`ADDR`/metrics, a listener of its own (e.g. 127.0.0.1:9100); empty: off")
 	fs.StringVar(&o.transports, "transports", "polling,websocket", `Socket.IO transports accepted, comma-separated: "polling,websocket", or "websocket" alone behind a balancer without stickiness`)
 	fs.StringVar(&o.basePath, "base-path", "", "serve every route under this path `prefix` (e.g. /lab/terminal), for a reverse proxy that forwards a sub-path")
+	fs.BoolVar(&o.files, "files", true, "file transfers over SFTP on each terminal's own SSH connection: a file panel in the page and the /files/ endpoints")
+	fs.Int64Var(&o.filesMaxUpload, "files-max-upload", 0, "largest file an upload may hold, in bytes, then 413 (0: no limit)")
 	fs.StringVar(&o.trustedProxies, "trusted-proxies", "", "comma-separated IPs/CIDRs of reverse proxies whose X-Forwarded-* headers are trusted")
 	return fs
 }
@@ -359,6 +363,10 @@ func (o *options) config(getenv func(string) string) (server.Config, string, err
 	if o.maxSessions < 0 || o.maxPerClient < 0 || o.createRate < 0 || o.authFailures < 0 {
 		return cfg, "", errors.New("--max-sessions, --max-sessions-per-client, --create-rate and --auth-failures must not be negative")
 	}
+	if o.filesMaxUpload < 0 {
+		return cfg, "", fmt.Errorf("--files-max-upload: got %d, want 0 (no limit) or more", o.filesMaxUpload)
+	}
+	cfg.Files, cfg.FilesMaxUpload = o.files, o.filesMaxUpload
 	if o.gcFloorMiB < 0 {
 		return cfg, "", fmt.Errorf("--gc-heap-floor-mib: got %d, want 0 or more", o.gcFloorMiB)
 	}

@@ -28,6 +28,13 @@
 //   waitConsole {page, includes, timeoutMs}       waits for a console message holding
 //                                                 every string of includes
 //   screenshot  {page, path}
+//   setInputFiles {page, selector, files}        sets the files of a file input of the
+//                                                 main frame to local paths, as the file
+//                                                 chooser does (DOM.setFileInputFiles: no
+//                                                 size limit, the browser reads the files)
+//   download    {page, frame?, selector, path, timeoutMs?}
+//                 clicks the element and saves the download that follows at
+//                 path -> {suggestedFilename}
 //   closeBrowser                                   ends Chromium (CDP Browser.close)
 //
 // fn is JavaScript source of a function of one argument, run in the page
@@ -166,6 +173,30 @@ const ops = {
   async screenshot(req) {
     await get(req.page, "page").page.screenshot({ path: req.path, fullPage: true });
     return null;
+  },
+  async setInputFiles(req) {
+    // Playwright's own setInputFiles sends the content over the protocol
+    // (at most 50 MB) to a browser it did not launch.
+    const page = get(req.page, "page").page;
+    const cdp = await page.context().newCDPSession(page);
+    try {
+      const { root } = await cdp.send("DOM.getDocument", { depth: 0 });
+      const { nodeId } = await cdp.send("DOM.querySelector", { nodeId: root.nodeId, selector: req.selector });
+      if (!nodeId) throw new Error(`no element ${req.selector}`);
+      await cdp.send("DOM.setFileInputFiles", { nodeId, files: req.files });
+    } finally {
+      await cdp.detach().catch(() => {});
+    }
+    return null;
+  },
+  async download(req) {
+    const page = get(req.page, "page").page;
+    const [download] = await Promise.all([
+      page.waitForEvent("download", { timeout: req.timeoutMs ?? 60000 }),
+      target(req).click(req.selector),
+    ]);
+    await download.saveAs(req.path);
+    return { suggestedFilename: download.suggestedFilename() };
   },
   async closeBrowser() {
     const cdp = await browser.newBrowserCDPSession();

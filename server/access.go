@@ -173,21 +173,36 @@ func (s *Server) listedOrigin(origin string) bool {
 // cors answers CORS for the create endpoints, so that pages of the
 // --allowed-origins may call them from the browser.
 func (s *Server) cors(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		origin := c.Request().Header.Get("Origin")
-		if origin == "" || !s.listedOrigin(origin) {
-			return next(c)
+	return s.corsFor(corsPolicy{methods: "POST", headers: "Content-Type, Authorization"})(next)
+}
+
+// corsPolicy is what pages of the --allowed-origins may do on a route:
+// the methods and request headers they may use, and the response headers
+// beyond the simple ones they may read.
+type corsPolicy struct{ methods, headers, expose string }
+
+// corsFor answers CORS with policy p.
+func (s *Server) corsFor(p corsPolicy) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			origin := c.Request().Header.Get("Origin")
+			if origin == "" || !s.listedOrigin(origin) {
+				return next(c)
+			}
+			h := c.Response().Header()
+			h.Set("Access-Control-Allow-Origin", origin)
+			h.Add("Vary", "Origin")
+			if p.expose != "" {
+				h.Set("Access-Control-Expose-Headers", p.expose)
+			}
+			if c.Request().Method != http.MethodOptions {
+				return next(c)
+			}
+			h.Set("Access-Control-Allow-Methods", p.methods)
+			h.Set("Access-Control-Allow-Headers", p.headers)
+			h.Set("Access-Control-Max-Age", "600")
+			return c.NoContent(http.StatusNoContent)
 		}
-		h := c.Response().Header()
-		h.Set("Access-Control-Allow-Origin", origin)
-		h.Add("Vary", "Origin")
-		if c.Request().Method != http.MethodOptions {
-			return next(c)
-		}
-		h.Set("Access-Control-Allow-Methods", "POST")
-		h.Set("Access-Control-Allow-Headers", "Content-Type, Authorization")
-		h.Set("Access-Control-Max-Age", "600")
-		return c.NoContent(http.StatusNoContent)
 	}
 }
 

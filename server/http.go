@@ -62,6 +62,7 @@ func (s *Server) newEcho() (*echo.Echo, error) {
 	get(g, "/readyz", s.readyz)
 	get(g, "/static/*", serveStatic(static))
 	g.Any("/socket.io/*", echo.WrapHandler(s.io.ServeHandler(nil)), s.checkOrigin)
+	s.routeFiles(g)
 	return e, nil
 }
 

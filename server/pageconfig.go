@@ -23,12 +23,17 @@ type pageConfig struct {
 	EmbedOrigins []string `json:"embedOrigins,omitempty"`
 	// Docs is the address of the gateway's documentation (--docs-url).
 	Docs string `json:"docs,omitempty"`
+	// Files shows the file panel (Config.Files); FilesMaxUpload, in
+	// bytes, lets it refuse a larger file before sending it.
+	Files          bool  `json:"files,omitempty"`
+	FilesMaxUpload int64 `json:"filesMaxUpload,omitempty"`
 }
 
 // pageConfigAttr is the page configuration from c, HTML-escaped for an
 // attribute value.
 func (c *Config) pageConfigAttr() string {
-	pc := pageConfig{BasePath: c.BasePath, EmbedOrigins: c.EmbedOrigins, Docs: c.DocsURL}
+	pc := pageConfig{BasePath: c.BasePath, EmbedOrigins: c.EmbedOrigins, Docs: c.DocsURL,
+		Files: c.Files, FilesMaxUpload: c.FilesMaxUpload}
 	if !slices.Equal(c.Transports, defaultTransports) {
 		pc.Transports = c.Transports
 	}

@@ -30,6 +30,8 @@ func TestPageConfig(t *testing.T) {
 		{"websocket only", Config{Transports: []string{"websocket"}}, map[string]any{"transports": []any{"websocket"}}},
 		{"default transports", Config{Transports: []string{"polling", "websocket"}}, map[string]any{}},
 		{"escaped", Config{EmbedOrigins: []string{`"><script>&'`}}, map[string]any{"embedOrigins": []any{`"><script>&'`}}},
+		{"files", Config{Files: true}, map[string]any{"files": true}},
+		{"files max upload", Config{Files: true, FilesMaxUpload: 1 << 30}, map[string]any{"files": true, "filesMaxUpload": float64(1 << 30)}},
 	}
 	attr := regexp.MustCompile(`^<body data-id="([^"]*)" data-config="([^"<>]*)">$`)
 	for _, tt := range tests {

@@ -103,6 +103,12 @@ type Config struct {
 	// DocsURL, when set, is linked from the page a browser gets at the
 	// bare address.
 	DocsURL string
+	// Files turns on file transfers over SFTP on each terminal's SSH
+	// connection: connection-ready carries a files token and /files/
+	// serves them (main's --files, on by default). FilesMaxUpload bounds
+	// an uploaded file in bytes; 0 means no limit.
+	Files          bool
+	FilesMaxUpload int64
 	// PageCSP is the Content-Security-Policy of the terminal page; empty
 	// means a strict policy for the embedded page and none for a custom
 	// template (a Flask page may load scripts from CDNs).
@@ -189,6 +195,8 @@ type Server struct {
 	gate     connectGate
 	draining atomic.Bool // set by Drain: /readyz answers 503
 
+	files *fileTransfers // nil when Config.Files is off
+
 	mu      sync.Mutex
 	closing bool
 }
@@ -228,6 +236,7 @@ func New(cfg Config) (*Server, error) {
 		SSH:                cfg.SSH,
 		Credentials:        store,
 		Admit:              s.admitSession,
+		FilesTokens:        cfg.Files,
 		IdleTimeout:        cfg.IdleTimeout,
 		MaxSessionDuration: cfg.MaxSessionDuration,
 		OutputHead:         outputHead,
@@ -243,6 +252,7 @@ func New(cfg Config) (*Server, error) {
 	if s.hosts, err = parseAllowedHosts(cfg.AllowedHosts); err != nil {
 		return nil, err
 	}
+	s.files = s.newFileTransfers()
 	s.io = s.newSocketIO()
 	if s.echo, err = s.newEcho(); err != nil {
 		return nil, err

@@ -32,6 +32,7 @@ type Session struct {
 	chReq <-chan *ssh.Request   // the session channel's requests
 	auth  string                // the authentication method that succeeded
 	key   string                // the host key's SHA256 fingerprint
+	sftp  sftpConn              // opened by the first call to SFTP (sftp.go)
 
 	closeOnce sync.Once
 }

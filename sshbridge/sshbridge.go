@@ -5,14 +5,14 @@
 // HostKeyPin: a key pinned by the Target), authenticating with a password
 // (also answered through keyboard-interactive) or a private key, requesting
 // a PTY and a shell, and exposing the result as a Session with
-// reader/writer methods, Resize and Close. It knows nothing of HTTP or
-// Socket.IO.
+// reader/writer methods, Resize and Close; Session.SFTP opens file
+// transfers on the same connection. It knows nothing of HTTP or Socket.IO.
 //
 // Concurrency: Dial may be called from any goroutine and is cancelled by its
 // context; one HostKeys serves concurrent Dials. On a Session, Read (and
 // reading Stderr) must each be used by one goroutine at a time; Write,
-// Resize and Close are safe to call concurrently with them and with each
-// other. Close is idempotent and unblocks pending reads and writes.
+// Resize, SFTP and Close are safe to call concurrently with them and with
+// each other. Close is idempotent and unblocks pending reads and writes.
 package sshbridge
 
 import (

@@ -50,7 +50,9 @@ type Info struct {
 	Started time.Time // when the shell came up; zero before
 	// BytesIn and BytesOut count terminal input and output.
 	BytesIn, BytesOut uint64
-	State             State
+	// Active is the last input, output or file transfer (Touch).
+	Active time.Time
+	State  State
 	// Reason is set for Failed and Ended.
 	Reason Reason
 }

@@ -169,6 +169,7 @@ func (t *Terminal) Info() Info {
 		BytesIn:  t.bytesIn.Load(),
 		BytesOut: t.bytesOut.Load(),
 		State:    t.State(),
+		Active:   time.Unix(0, t.lastActive.Load()),
 	}
 	if md := t.meta.Load(); md != nil {
 		info.Target, info.User, info.Auth, info.HostKey, info.Started = md.target, md.user, md.auth, md.hostKey, md.started

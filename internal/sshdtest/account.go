@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"testing"
 )
 
 // userName is the test login account.
@@ -208,5 +209,36 @@ func flock(f *os.File, how int) error {
 		if !errors.Is(err, syscall.EINTR) {
 			return err
 		}
+	}
+}
+
+// UserDir returns a new directory in User's home, owned by User, which the
+// test's cleanup removes: where file transfer tests put their files.
+func (s *Server) UserDir(t testing.TB) string {
+	t.Helper()
+	u, err := lookupUser(s.User)
+	if err != nil {
+		t.Fatalf("sshdtest: %v", err)
+	}
+	dir, err := os.MkdirTemp(u.HomeDir, "test-")
+	if err != nil {
+		t.Fatalf("sshdtest: %v", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	s.Chown(t, dir)
+	return dir
+}
+
+// Chown gives path (a link itself, not its target) to User.
+func (s *Server) Chown(t testing.TB, path string) {
+	t.Helper()
+	u, err := lookupUser(s.User)
+	if err == nil {
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		err = os.Lchown(path, uid, gid)
+	}
+	if err != nil {
+		t.Fatalf("sshdtest: %v", err)
 	}
 }

@@ -5,7 +5,8 @@
 // its own in a fresh temporary directory: newly generated host keys, an
 // authorized_keys file holding the public halves of the client keys that Key
 // returns, and password authentication for one local test account (User,
-// created with useradd when missing, its home kept across runs). The test's
+// created with useradd when missing, its home kept across runs), and the
+// "sftp" subsystem (internal-sftp) for file transfers. The test's
 // cleanup fails the test if an SSH session is still alive, then stops sshd and
 // everything it started and removes the directory.
 //
@@ -346,8 +347,11 @@ func (s *Server) config(port int, hostKeys []string, authKeys string, extra []st
 	line("LoginGraceTime 30")
 	line("UseDNS no")
 	line("LogLevel ERROR")
-	// No Subsystem line, so none is served (no sftp); "Subsystem none" would
-	// be a configuration error, not a way to say that.
+	// SFTP as sshd serves it in process (no sftp-server path to find), unless
+	// the caller set its own: sshd refuses a subsystem defined twice.
+	if !hasKeyword(head, "Subsystem") {
+		line("Subsystem sftp internal-sftp")
+	}
 	if penalties() {
 		// OpenSSH 9.8 and later refuse a source address for a while after
 		// failed logins; tests fail logins on purpose, all from 127.0.0.1.
@@ -357,6 +361,16 @@ func (s *Server) config(port int, hostKeys []string, authKeys string, extra []st
 		line("%s", l)
 	}
 	return b.Bytes()
+}
+
+// hasKeyword reports whether one of lines sets keyword (case-insensitive).
+func hasKeyword(lines []string, keyword string) bool {
+	for _, l := range lines {
+		if f := strings.Fields(l); len(f) > 0 && strings.EqualFold(f[0], keyword) {
+			return true
+		}
+	}
+	return false
 }
 
 // Children returns the number of live processes descending from the sshd

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -223,6 +224,42 @@ func TestWithConfig(t *testing.T) {
 	}
 }
 
+// TestSFTPSubsystem checks that sshd serves the "sftp" subsystem, and that
+// a caller's own Subsystem line replaces it (sshd refuses a second one).
+func TestSFTPSubsystem(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		opts   []Option
+		wantOK bool
+	}{
+		{"default", nil, true},
+		{"replaced", []Option{WithConfig("Subsystem other internal-sftp")}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := Start(t, tt.opts...)
+			c, err := dial(t, s, ssh.Password(s.Password))
+			if err != nil {
+				t.Fatalf("dial: %v", err)
+			}
+			defer c.Close()
+			sess, err := c.NewSession()
+			if err != nil {
+				t.Fatalf("new session: %v", err)
+			}
+			defer sess.Close()
+			err = sess.RequestSubsystem("sftp")
+			if got := err == nil; got != tt.wantOK {
+				t.Errorf("subsystem sftp accepted: got %v (err %v), want %v", got, err, tt.wantOK)
+			}
+			sess.Close()
+			c.Close()
+			if err := s.WaitNoChildren(10 * time.Second); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
+
 // TestTwoServers checks that live Servers share the account's password.
 func TestTwoServers(t *testing.T) {
 	a := Start(t)
@@ -364,5 +401,28 @@ func TestUnavailableError(t *testing.T) {
 	}
 	if errors.Is(errors.New("other"), ErrUnavailable) {
 		t.Errorf("an unrelated error matches ErrUnavailable")
+	}
+}
+
+// TestUserDir: a directory of the test user's, gone after the test.
+func TestUserDir(t *testing.T) {
+	s := Start(t)
+	var dir string
+	t.Run("make", func(t *testing.T) {
+		dir = s.UserDir(t)
+		u, err := lookupUser(s.User)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fi, err := os.Stat(dir)
+		if err != nil || !fi.IsDir() || filepath.Dir(dir) != u.HomeDir {
+			t.Fatalf("UserDir: got %q (%v, %v), want a directory in %s", dir, fi, err, u.HomeDir)
+		}
+		if st := fi.Sys().(*syscall.Stat_t); fmt.Sprint(st.Uid) != u.Uid {
+			t.Errorf("owner of %s: got uid %d, want %s", dir, st.Uid, u.Uid)
+		}
+	})
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("after the test: %s still there (%v)", dir, err)
 	}
 }

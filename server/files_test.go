@@ -1,0 +1,231 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"os/user"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/alfresco-ssh/alfresco-ssh/internal/sshdtest"
+)
+
+// rawTerminal is a terminal driven by a bare Engine.IO websocket client,
+// which can hold the session open while the test makes HTTP requests.
+type rawTerminal struct {
+	c     engineClient
+	ready map[string]any // the connection-ready payload
+}
+
+// openRawTerminal creates credentials for sshd, starts a session and waits
+// for connection-ready.
+func openRawTerminal(t *testing.T, g *gateway, sshd *sshdtest.Server) *rawTerminal {
+	t.Helper()
+	id := g.create(t, passwordLogin(sshd))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	c, err := dialWS(ctx, g.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.close)
+	r := &rawTerminal{c: c}
+	if err := c.send("40/ssh,"); err != nil {
+		t.Fatal(err)
+	}
+	r.until(t, func(p string) bool {
+		if strings.HasPrefix(p, "40/ssh,{") {
+			if err := c.send(`42/ssh,["start-session",{"credentials_uuid":"` + id + `"}]`); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var ev []json.RawMessage
+		if rest, ok := strings.CutPrefix(p, "42/ssh,"); ok && json.Unmarshal([]byte(rest), &ev) == nil &&
+			len(ev) == 2 && string(ev[0]) == `"connection-ready"` {
+			if err := json.Unmarshal(ev[1], &r.ready); err != nil {
+				t.Fatalf("connection-ready payload %s: %v", ev[1], err)
+			}
+			return true
+		}
+		return false
+	})
+	return r
+}
+
+// until reads packets, answering pings, until done returns true.
+func (r *rawTerminal) until(t *testing.T, done func(packet string) bool) {
+	t.Helper()
+	for {
+		packets, err := r.c.recv()
+		if err != nil {
+			t.Fatalf("terminal: %v", err)
+		}
+		for _, p := range packets {
+			if p == "2" {
+				r.c.send("3") //nolint:errcheck // a failure shows at the next recv
+				continue
+			}
+			if done(p) {
+				return
+			}
+		}
+	}
+}
+
+// exit ends the shell and waits for the server's DISCONNECT.
+func (r *rawTerminal) exit(t *testing.T) {
+	t.Helper()
+	if err := r.c.send(`42/ssh,["ssh-input",{"input":"exit\n"}]`); err != nil {
+		t.Fatal(err)
+	}
+	r.until(t, func(p string) bool { return p == "41/ssh," || p == "41/ssh" })
+}
+
+func (r *rawTerminal) token(t *testing.T) string {
+	t.Helper()
+	token, ok := r.ready["files_token"].(string)
+	if !ok || len(token) < 32 {
+		t.Fatalf("connection-ready %v: want a files_token", r.ready)
+	}
+	return token
+}
+
+// filesRequest sends a request to the gateway's /files/ endpoint with the
+// token (none when empty) and headers, and returns the status and body.
+func filesRequest(t *testing.T, g *gateway, method, endpoint, token string, body io.Reader, header http.Header) (int, http.Header, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, g.url+"/files/"+endpoint, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, res.Header, string(b)
+}
+
+func TestFiles(t *testing.T) {
+	sshd := sshdtest.Start(t)
+	u, err := user.Lookup(sshd.User)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := startGateway(t, Config{Files: true, AllowedOrigins: []string{"https://lab.example.com"}})
+	one, two := openRawTerminal(t, g, sshd), openRawTerminal(t, g, sshd)
+	token1, token2 := one.token(t), two.token(t)
+	if token1 == token2 {
+		t.Fatal("two terminals got the same files token")
+	}
+
+	t.Run("list", func(t *testing.T) {
+		status, _, body := filesRequest(t, g, "GET", "list", token1, nil, nil)
+		if status != http.StatusOK || !strings.Contains(body, `"path":"`+u.HomeDir+`"`) {
+			t.Errorf("list: got %d %s, want 200 listing %s", status, body, u.HomeDir)
+		}
+	})
+	t.Run("upload and download", func(t *testing.T) {
+		var b strings.Builder
+		mw := multipart.NewWriter(&b)
+		part, _ := mw.CreateFormFile("file", "files-test.txt")
+		io.WriteString(part, "through the gateway")
+		mw.Close()
+		dir := sshd.UserDir(t)
+		status, _, body := filesRequest(t, g, "POST", "upload?path="+dir, token1, strings.NewReader(b.String()),
+			http.Header{"Content-Type": {mw.FormDataContentType()}})
+		if status != http.StatusOK {
+			t.Fatalf("upload: got %d %s, want 200", status, body)
+		}
+		status, h, body := filesRequest(t, g, "GET", "download?path="+dir+"/files-test.txt", token2, nil, nil)
+		if status != http.StatusOK || body != "through the gateway" || !strings.HasPrefix(h.Get("Content-Disposition"), "attachment;") {
+			t.Errorf("download: got %d %q (%v), want 200 with the upload as an attachment", status, body, h)
+		}
+	})
+	t.Run("transfers are activity", func(t *testing.T) {
+		before := make(map[string]time.Time)
+		for _, info := range g.srv.Terminals().List() {
+			before[info.ID] = info.Active
+		}
+		time.Sleep(2 * time.Millisecond) // a later clock reading
+		filesRequest(t, g, "GET", "download?path="+u.HomeDir+"/.bashrc", token1, nil, nil)
+		filesRequest(t, g, "GET", "download?path="+u.HomeDir+"/.bashrc", token2, nil, nil)
+		for _, info := range g.srv.Terminals().List() {
+			if at := before[info.ID]; !info.Active.After(at) {
+				t.Errorf("terminal %s: last activity %v after a download, want later than %v", info.ID, info.Active, at)
+			}
+		}
+	})
+	t.Run("origins", func(t *testing.T) {
+		for _, tt := range []struct {
+			origin string
+			status int
+		}{
+			{g.url, http.StatusOK},
+			{"https://lab.example.com", http.StatusOK},
+			{"https://evil.example.com", http.StatusForbidden},
+			{"null", http.StatusForbidden},
+		} {
+			status, h, body := filesRequest(t, g, "GET", "list", token1, nil, http.Header{"Origin": {tt.origin}})
+			if status != tt.status {
+				t.Errorf("origin %s: got %d %s, want %d", tt.origin, status, body, tt.status)
+			}
+			if tt.origin == "https://lab.example.com" && h.Get("Access-Control-Allow-Origin") != tt.origin {
+				t.Errorf("origin %s: got Access-Control-Allow-Origin %q, want it", tt.origin, h.Get("Access-Control-Allow-Origin"))
+			}
+		}
+		status, h, _ := filesRequest(t, g, "OPTIONS", "upload", "", nil, http.Header{
+			"Origin": {"https://lab.example.com"}, "Access-Control-Request-Method": {"POST"},
+			"Access-Control-Request-Headers": {"authorization"},
+		})
+		if status != http.StatusNoContent || !strings.Contains(h.Get("Access-Control-Allow-Headers"), "Authorization") {
+			t.Errorf("preflight: got %d %v, want 204 allowing Authorization", status, h)
+		}
+		if status, _, _ := filesRequest(t, g, "OPTIONS", "upload", "", nil, http.Header{"Origin": {"https://evil.example.com"}}); status != http.StatusForbidden {
+			t.Errorf("preflight from a foreign origin: got %d, want 403", status)
+		}
+	})
+	t.Run("tokens", func(t *testing.T) {
+		for _, token := range []string{"", "forged", strings.Repeat("x", len(token1))} {
+			if status, _, body := filesRequest(t, g, "GET", "list", token, nil, nil); status != http.StatusUnauthorized {
+				t.Errorf("token %q: got %d %s, want 401", token, status, body)
+			}
+		}
+		one.exit(t)
+		if status, _, body := filesRequest(t, g, "GET", "list", token1, nil, nil); status != http.StatusUnauthorized {
+			t.Errorf("token of an ended terminal: got %d %s, want 401", status, body)
+		}
+		if status, _, body := filesRequest(t, g, "GET", "list", token2, nil, nil); status != http.StatusOK {
+			t.Errorf("token of a live terminal: got %d %s, want 200", status, body)
+		}
+	})
+	if strings.Contains(g.logs.String(), token2) {
+		t.Errorf("the gateway log holds a files token")
+	}
+}
+
+func TestFilesOff(t *testing.T) {
+	sshd := sshdtest.Start(t)
+	g := startGateway(t, Config{})
+	term := openRawTerminal(t, g, sshd)
+	if _, ok := term.ready["files_token"]; ok || term.ready["ready"] != true {
+		t.Errorf("connection-ready: got %v, want {ready: true} alone", term.ready)
+	}
+	for _, endpoint := range []string{"list", "download", "upload"} {
+		if status, _, body := filesRequest(t, g, "GET", endpoint, "", nil, nil); status != http.StatusNotFound {
+			t.Errorf("GET /files/%s: got %d %s, want 404", endpoint, status, body)
+		}
+	}
+	term.exit(t)
+}

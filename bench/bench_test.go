@@ -60,7 +60,7 @@ func TestQuick(t *testing.T) {
 	if err := json.Unmarshal(data, &res); err != nil {
 		t.Fatalf("JSON: %v", err)
 	}
-	if res.Echo == nil || res.Output == nil || res.Prompt == nil || res.Isolation == nil || len(res.Scale) != 2 {
+	if res.Echo == nil || res.Output == nil || res.Prompt == nil || res.Isolation == nil || len(res.Sessions) != 2 {
 		t.Fatalf("JSON: got %s, want every phase", data)
 	}
 	if !strings.HasPrefix(res.Meta.ProtocolCheck, "ok") {
@@ -69,7 +69,7 @@ func TestQuick(t *testing.T) {
 	if got, want := res.Echo.Runs[0].Gateway.N, 60; got != want {
 		t.Errorf("gateway echo samples: got %d, want %d", got, want)
 	}
-	for _, s := range res.Scale {
+	for _, s := range res.Sessions {
 		if s.Direct.Working != s.N || s.Gateway.Working != s.N {
 			t.Errorf("%d sessions: got %d direct and %d gateway working, want all (errors %v %v %v %v)",
 				s.N, s.Direct.Working, s.Gateway.Working, s.Direct.OpenErrors, s.Gateway.OpenErrors, s.Direct.EchoErrors, s.Gateway.EchoErrors)
@@ -89,25 +89,25 @@ func TestParseFlags(t *testing.T) {
 		wantErr string
 	}{
 		{"defaults", nil, func(c *config) string {
-			if c.keys != 1000 || c.outputMB != 100 || c.runs != 3 || !slices.Equal(c.scale, []int{1, 200, 1000}) || c.jsonPath != "bench-results.json" {
+			if c.keys != 1000 || c.outputMB != 100 || c.runs != 3 || !slices.Equal(c.sessions, []int{1, 200, 1000}) || c.jsonPath != "bench-results.json" {
 				return "not the full-size defaults"
 			}
 			return ""
 		}, ""},
 		{"quick", []string{"-quick"}, func(c *config) string {
-			if c.keys != 60 || c.outputMB != 2 || c.runs != 1 || !slices.Equal(c.scale, []int{1, 5}) || c.jsonPath != "" {
+			if c.keys != 60 || c.outputMB != 2 || c.runs != 1 || !slices.Equal(c.sessions, []int{1, 5}) || c.jsonPath != "" {
 				return "not the quick sizes"
 			}
 			return ""
 		}, ""},
-		{"quick with explicit flags", []string{"-quick", "-keys", "7", "-scale", "3", "-json", "x.json"}, func(c *config) string {
-			if c.keys != 7 || !slices.Equal(c.scale, []int{3}) || c.jsonPath != "x.json" || c.runs != 1 {
+		{"quick with explicit flags", []string{"-quick", "-keys", "7", "-sessions", "3", "-json", "x.json"}, func(c *config) string {
+			if c.keys != 7 || !slices.Equal(c.sessions, []int{3}) || c.jsonPath != "x.json" || c.runs != 1 {
 				return "explicit flags did not win over -quick"
 			}
 			return ""
 		}, ""},
-		{"only", []string{"-only", "echo, scale"}, func(c *config) string {
-			if !c.wants("echo") || !c.wants("scale") || c.wants("output") {
+		{"only", []string{"-only", "echo, sessions"}, func(c *config) string {
+			if !c.wants("echo") || !c.wants("sessions") || c.wants("output") {
 				return "wrong phases"
 			}
 			return ""
@@ -119,7 +119,7 @@ func TestParseFlags(t *testing.T) {
 			return ""
 		}, ""},
 		{"unknown phase", []string{"-only", "echo,warp"}, nil, `unknown phase "warp"`},
-		{"bad scale", []string{"-scale", "1,x"}, nil, `"x" is not a positive number`},
+		{"bad sessions", []string{"-sessions", "1,x"}, nil, `"x" is not a positive number`},
 		{"zero keys", []string{"-keys", "0"}, nil, "must be positive"},
 		{"bad env", []string{"-gateway-env", "GOGC"}, nil, "not NAME=VALUE"},
 		{"argument", []string{"extra"}, nil, `unexpected argument "extra"`},

@@ -285,7 +285,7 @@ type gatewayTerminal struct {
 }
 
 // httpClient posts credentials; it may keep many connections to the
-// gateway alive (the scale phase posts hundreds at once).
+// gateway alive (the sessions phase and the scale mode post hundreds at once).
 var httpClient = &http.Client{Transport: &http.Transport{
 	MaxIdleConns:        2000,
 	MaxIdleConnsPerHost: 2000,

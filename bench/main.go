@@ -54,8 +54,8 @@ type config struct {
 	outputMB     float64
 	prompts      int
 	isoKeys      int
-	scale        []int
-	scaleKeys    int
+	sessions     []int
+	sessionsKeys int
 	maxOpening   int
 	sshTimeout   time.Duration
 	jsonPath     string
@@ -68,11 +68,11 @@ type config struct {
 	sshdLogLevel string
 }
 
-var phases = []string{"echo", "output", "prompt", "isolation", "scale"}
+var phases = []string{"echo", "output", "prompt", "isolation", "sessions"}
 
 func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	var c config
-	var scale, only string
+	var sessions, only string
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.BoolVar(&c.quick, "quick", false, "tiny sizes, one run: a smoke test of a few seconds (flags given explicitly still win)")
@@ -81,9 +81,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.Float64Var(&c.outputMB, "output-mb", 100, "size of the printed file in MB (10^6 bytes)")
 	fs.IntVar(&c.prompts, "prompts", 10, "POST-to-prompt samples per run and side")
 	fs.IntVar(&c.isoKeys, "iso-keys", 1000, "keys typed per isolation scenario")
-	fs.StringVar(&scale, "scale", "1,200,1000", "comma-separated numbers of concurrent sessions")
-	fs.IntVar(&c.scaleKeys, "scale-keys", 1000, "keys typed across the open sessions at each scale (at least one per session)")
-	fs.IntVar(&c.maxOpening, "max-opening", 200, "at most this many sessions opening at a time in the scale phase (sshd's listen backlog is 128: a burst of 1,000 connections gets some reset)")
+	fs.StringVar(&sessions, "sessions", "1,200,1000", "comma-separated numbers of concurrent sessions of the sessions phase")
+	fs.IntVar(&c.sessionsKeys, "sessions-keys", 1000, "keys typed across the open sessions at each number (at least one per session)")
+	fs.IntVar(&c.maxOpening, "max-opening", 200, "at most this many sessions opening at a time in the sessions phase (sshd's listen backlog is 128: a burst of 1,000 connections gets some reset)")
 	fs.DurationVar(&c.sshTimeout, "ssh-timeout", 10*time.Second, "the gateway's SSH connect+login timeout (the product's default)")
 	fs.StringVar(&c.jsonPath, "json", "bench-results.json", `where to write the results as JSON ("" for nowhere)`)
 	fs.StringVar(&c.profileDir, "profile", "", "directory for pprof profiles of the gateway process, per phase (CPU, heap, goroutine, block, mutex)")
@@ -104,14 +104,14 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if c.quick {
 		quick := map[string]func(){
-			"runs":       func() { c.runs = 1 },
-			"keys":       func() { c.keys = 60 },
-			"output-mb":  func() { c.outputMB = 2 },
-			"prompts":    func() { c.prompts = 2 },
-			"iso-keys":   func() { c.isoKeys = 40 },
-			"scale":      func() { scale = "1,5" },
-			"scale-keys": func() { c.scaleKeys = 20 },
-			"json":       func() { c.jsonPath = "" },
+			"runs":          func() { c.runs = 1 },
+			"keys":          func() { c.keys = 60 },
+			"output-mb":     func() { c.outputMB = 2 },
+			"prompts":       func() { c.prompts = 2 },
+			"iso-keys":      func() { c.isoKeys = 40 },
+			"sessions":      func() { sessions = "1,5" },
+			"sessions-keys": func() { c.sessionsKeys = 20 },
+			"json":          func() { c.jsonPath = "" },
 		}
 		for name, apply := range quick {
 			if !set[name] {
@@ -125,15 +125,15 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		}
 		c.gatewayEnv = append(c.gatewayEnv, kv)
 	}
-	for f := range strings.SplitSeq(scale, ",") {
+	for f := range strings.SplitSeq(sessions, ",") {
 		if f = strings.TrimSpace(f); f == "" {
 			continue
 		}
 		n, err := strconv.Atoi(f)
 		if err != nil || n < 1 {
-			return nil, fmt.Errorf("-scale: %q is not a positive number", f)
+			return nil, fmt.Errorf("-sessions: %q is not a positive number", f)
 		}
-		c.scale = append(c.scale, n)
+		c.sessions = append(c.sessions, n)
 	}
 	c.only = map[string]bool{}
 	for p := range strings.SplitSeq(only, ",") {
@@ -150,8 +150,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		c.only[p] = true
 	}
 	switch {
-	case c.runs < 1, c.keys < 1, c.prompts < 1, c.isoKeys < 1, c.scaleKeys < 1, c.maxOpening < 1:
-		return nil, errors.New("-runs, -keys, -prompts, -iso-keys, -scale-keys and -max-opening must be positive")
+	case c.runs < 1, c.keys < 1, c.prompts < 1, c.isoKeys < 1, c.sessionsKeys < 1, c.maxOpening < 1:
+		return nil, errors.New("-runs, -keys, -prompts, -iso-keys, -sessions-keys and -max-opening must be positive")
 	case c.outputMB <= 0:
 		return nil, errors.New("-output-mb must be positive")
 	case c.sshTimeout <= 0:
@@ -170,7 +170,7 @@ type bench struct {
 	rng      *rand.Rand
 	sshd     *sshdtest.Server
 	login    login
-	gw       *gatewayProc // the gateway of every phase but scale
+	gw       *gatewayProc // the gateway of every phase but sessions
 	tmp      string       // temporary directory (readable by the test user)
 	dataPath string       // the file the output phases print
 	want     []byte       // what the terminal receives when it is printed
@@ -267,7 +267,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 		{"echo and output", []string{"echo", "output"}, b.echoAndOutput},
 		{"prompt", []string{"prompt"}, b.prompt},
 		{"isolation", []string{"isolation"}, b.isolation},
-		{"scale", []string{"scale"}, b.scale},
+		{"sessions", []string{"sessions"}, b.sessions},
 	}
 	for _, s := range steps {
 		if !slices.ContainsFunc(s.phases, b.cfg.wants) {
@@ -665,19 +665,19 @@ func (b *bench) isolation(ctx context.Context) error {
 	return nil
 }
 
-// scale opens N sessions at once, direct and then through a fresh gateway
-// process, and measures the time until all are ready, the echo across
-// them and the gateway's memory and goroutines per session.
-func (b *bench) scale(ctx context.Context) error {
-	for _, n := range b.cfg.scale {
-		r := scaleResult{N: n}
+// sessions opens N sessions at once, direct and then through a fresh
+// gateway process, and measures the time until all are ready, the echo
+// across them and the gateway's memory and goroutines per session.
+func (b *bench) sessions(ctx context.Context) error {
+	for _, n := range b.cfg.sessions {
+		r := sessionsResult{N: n}
 		openTimeout := b.cfg.sshTimeout + 30*time.Second
-		keys := max(b.cfg.scaleKeys, n)
+		keys := max(b.cfg.sessionsKeys, n)
 
-		b.logf("scale %d: direct, opening", n)
+		b.logf("sessions %d: direct, opening", n)
 		terms, ready, errs := openMany(ctx, n, b.cfg.maxOpening, openTimeout, b.openDirect)
 		r.Direct.ReadySeconds, r.Direct.Opened, r.Direct.OpenErrors = ready.Seconds(), n-len(errs), errorStrings(errs)
-		b.logf("scale %d: direct, %d open after %v; echo, %d keys", n, r.Direct.Opened, ready, keys)
+		b.logf("sessions %d: direct, %d open after %v; echo, %d keys", n, r.Direct.Opened, ready, keys)
 		lat, working, kerrs := echoAcross(ctx, terms, keys, b.rng)
 		r.Direct.Echo, r.Direct.Working, r.Direct.EchoErrors = summarize(lat), working, errorStrings(kerrs)
 		closeAll(terms)
@@ -685,10 +685,10 @@ func (b *bench) scale(ctx context.Context) error {
 			return err
 		}
 
-		if err := b.scaleGateway(ctx, n, keys, openTimeout, &r); err != nil {
+		if err := b.sessionsGateway(ctx, n, keys, openTimeout, &r); err != nil {
 			return err
 		}
-		b.res.Scale = append(b.res.Scale, r)
+		b.res.Sessions = append(b.res.Sessions, r)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -696,8 +696,8 @@ func (b *bench) scale(ctx context.Context) error {
 	return nil
 }
 
-func (b *bench) scaleGateway(ctx context.Context, n, keys int, openTimeout time.Duration, r *scaleResult) (err error) {
-	logPath := filepath.Join(b.tmp, fmt.Sprintf("gateway-scale-%d.log", n))
+func (b *bench) sessionsGateway(ctx context.Context, n, keys int, openTimeout time.Duration, r *sessionsResult) (err error) {
+	logPath := filepath.Join(b.tmp, fmt.Sprintf("gateway-sessions-%d.log", n))
 	g, err := startGateway(ctx, b.childConfig(), logPath)
 	if err != nil {
 		return err
@@ -730,11 +730,11 @@ func (b *bench) scaleGateway(ctx context.Context, n, keys int, openTimeout time.
 	}
 	r.Gateway.Base = base
 
-	name := fmt.Sprintf("scale-%d", n)
+	name := fmt.Sprintf("sessions-%d", n)
 	if err := g.profStart(ctx, name); err != nil {
 		return err
 	}
-	b.logf("scale %d: gateway, opening", n)
+	b.logf("sessions %d: gateway, opening", n)
 	terms, ready, errs := openMany(ctx, n, b.cfg.maxOpening, openTimeout, b.openGatewayOn(g))
 	r.Gateway.ReadySeconds, r.Gateway.Opened, r.Gateway.OpenErrors = ready.Seconds(), n-len(errs), errorStrings(errs)
 	defer func() {
@@ -763,7 +763,7 @@ func (b *bench) scaleGateway(ctx context.Context, n, keys int, openTimeout time.
 		r.Gateway.HeapPerSessionKiB = (float64(r.Gateway.IdleAfterGC.HeapInuse) - float64(base.HeapInuse)) / 1024 / opened
 		r.Gateway.GoroutinesPerSession = float64(r.Gateway.Idle.Goroutines-base.Goroutines) / opened
 	}
-	b.logf("scale %d: gateway, %d open after %v; echo, %d keys", n, r.Gateway.Opened, ready, keys)
+	b.logf("sessions %d: gateway, %d open after %v; echo, %d keys", n, r.Gateway.Opened, ready, keys)
 	lat, working, kerrs := echoAcross(ctx, terms, keys, b.rng)
 	r.Gateway.Echo, r.Gateway.Working, r.Gateway.EchoErrors = summarize(lat), working, errorStrings(kerrs)
 	closeAll(terms)

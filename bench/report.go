@@ -22,7 +22,7 @@ type results struct {
 	Output    *outputResult    `json:"output,omitempty"`
 	Prompt    *promptResult    `json:"post_to_prompt,omitempty"`
 	Isolation *isolationResult `json:"isolation,omitempty"`
-	Scale     []scaleResult    `json:"scale,omitempty"`
+	Sessions  []sessionsResult `json:"sessions,omitempty"`
 	Table     []row            `json:"table"`
 }
 
@@ -99,7 +99,7 @@ type isolationResult struct {
 	HangEndedEarly bool `json:"hang_ended_early,omitempty"`
 }
 
-type scaleSide struct {
+type sessionsSide struct {
 	ReadySeconds float64  `json:"ready_s"`
 	Opened       int      `json:"opened"`
 	OpenErrors   []string `json:"open_errors,omitempty"`
@@ -115,8 +115,8 @@ type snapshot struct {
 	StackInuse uint64 `json:"stack_inuse_bytes"`
 }
 
-type scaleGatewaySide struct {
-	scaleSide
+type sessionsGatewaySide struct {
+	sessionsSide
 	Base                    snapshot `json:"base"`
 	Idle                    snapshot `json:"idle"`
 	IdleAfterGC             snapshot `json:"idle_after_gc"`
@@ -127,10 +127,10 @@ type scaleGatewaySide struct {
 	GoroutinesAfterClose    int      `json:"goroutines_after_close"`
 }
 
-type scaleResult struct {
-	N       int              `json:"n"`
-	Direct  scaleSide        `json:"direct"`
-	Gateway scaleGatewaySide `json:"gateway"`
+type sessionsResult struct {
+	N       int                 `json:"n"`
+	Direct  sessionsSide        `json:"direct"`
+	Gateway sessionsGatewaySide `json:"gateway"`
 }
 
 // row is one line of the table. Direct is NaN (JSON null) when there is
@@ -229,7 +229,7 @@ func (res *results) rows() []row {
 			newRow("echo p99 rise, neighbour hangs (ms)", "%.2f", nan, hRise).target("< 5", hRise < 5),
 		)
 	}
-	for _, s := range res.Scale {
+	for _, s := range res.Sessions {
 		n := s.N
 		p := func(f string) string { return fmt.Sprintf("%d sessions: %s", n, f) }
 		ready := newRow(p("all ready (s)"), "%.2f", s.Direct.ReadySeconds, s.Gateway.ReadySeconds)
@@ -334,8 +334,8 @@ func collectMeta(cfg *config, nofile uint64) meta {
 		OpenFileLimit: nofile,
 		Settings: map[string]any{
 			"quick": cfg.quick, "runs": cfg.runs, "keys": cfg.keys, "output_mb": cfg.outputMB,
-			"prompts": cfg.prompts, "iso_keys": cfg.isoKeys, "scale": cfg.scale,
-			"scale_keys": cfg.scaleKeys, "ssh_timeout": cfg.sshTimeout.String(), "seed": cfg.seed,
+			"prompts": cfg.prompts, "iso_keys": cfg.isoKeys, "sessions": cfg.sessions,
+			"sessions_keys": cfg.sessionsKeys, "ssh_timeout": cfg.sshTimeout.String(), "seed": cfg.seed,
 			"profiling": cfg.profileDir != "", "gateway_env": cfg.gatewayEnv,
 		},
 	}

@@ -33,6 +33,7 @@ type scaleModeResult struct {
 	PrintSessions int      `json:"print_sessions"`
 	PrintRate     int      `json:"print_rate_bytes_per_s"` // per printing session; 0: as fast as it goes
 	NoFile        uint64   `json:"open_file_limit"`
+	NoFileNote    string   `json:"open_file_limit_note,omitempty"`
 	PortRange     [2]int   `json:"ephemeral_port_range"`
 	Waves         []wave   `json:"waves"`
 	Live          int      `json:"live"`          // sessions open after the waves
@@ -55,6 +56,7 @@ type scaleModeResult struct {
 	EchoPrint       latency  `json:"echo_print"`
 	EchoErrors      []string `json:"echo_errors,omitempty"`
 	PrintBytes      int64    `json:"print_bytes"`
+	PrintError      string   `json:"print_error,omitempty"`
 	PrintSeconds    float64  `json:"print_seconds"`
 	GatewayPrintCPU float64  `json:"gateway_print_cpu_s"`
 
@@ -79,6 +81,7 @@ type wave struct {
 	Goroutines int      `json:"goroutines"`
 	GatewayCPU float64  `json:"gateway_cpu_s"` // during the wave
 	Echo       latency  `json:"echo"`          // one key per sample session
+	Ended      int      `json:"ended"`         // sessions ended on their own so far
 	Errors     []string `json:"errors,omitempty"`
 }
 
@@ -113,8 +116,13 @@ func runScale(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err e
 	}
 	// The gateway holds two descriptors per session (websocket, SSH), the
 	// light server and the clients one each.
-	if r.res.NoFile, err = raiseFileLimitTo(uint64(2*n + 4096)); err != nil {
+	var short bool
+	if r.res.NoFile, short, err = raiseFileLimitTo(uint64(2*n + 4096)); err != nil {
 		return err
+	}
+	if short {
+		r.res.NoFileNote = fmt.Sprintf("the open file limit is %d and could not be raised (that needs CAP_SYS_RESOURCE): "+
+			"the gateway, with 2 descriptors per session, runs out of them before %d sessions", r.res.NoFile, n)
 	}
 	if r.res.PortRange, err = checkPortRange(n); err != nil {
 		return err
@@ -131,12 +139,17 @@ func runScale(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err e
 	if r.tmp, err = os.MkdirTemp("", "abench-scale-"); err != nil {
 		return err
 	}
-	defer os.RemoveAll(r.tmp)
 	gwLog := filepath.Join(r.tmp, "gateway.log")
 	defer func() {
+		// The logs of a run that failed, or lost sessions, are kept.
+		if err == nil && r.res.OpenFailed == 0 && r.res.Ended == 0 && len(r.res.EchoErrors) == 0 && r.res.PrintError == "" {
+			os.RemoveAll(r.tmp)
+			return
+		}
 		if err != nil {
 			dumpLogs(stderr, filepath.Join(r.tmp, "*.log"))
 		}
+		fmt.Fprintf(stderr, "bench: the logs of the gateway and the helper processes are kept in %s\n", r.tmp)
 	}()
 
 	if err := r.start(ctx, gwLog); err != nil {
@@ -247,19 +260,13 @@ func (r *scaleRun) measure(ctx context.Context, gwLog string) error {
 	}
 	res.RemoteConns = stats.Conns
 
-	// Memory, with every session idle.
+	// CPU with every session idle: what the Socket.IO pings cost. Before
+	// the memory is measured: a forced GC returns the free pages, which
+	// the first allocations after it fault in again, at a cost that is not
+	// the pings'.
 	httpClient.CloseIdleConnections()
 	time.Sleep(r.settle())
-	if res.Idle, err = r.gw.snapshot(ctx, false); err != nil {
-		return err
-	}
-	if res.IdleAfterGC, err = r.gw.snapshot(ctx, true); err != nil {
-		return err
-	}
-	res.perSession(res.Live)
-	r.logf("scale: %d live; RSS %.1f KiB per session after GC; idle CPU for %v", res.Live, res.RSSPerSessionAfterGCKiB, r.cfg.scaleIdle)
-
-	// CPU with every session idle: what the Socket.IO pings cost.
+	r.logf("scale: %d live; idle CPU for %v", res.Live, r.cfg.scaleIdle)
 	if err := r.gw.profStart(ctx, "scale-idle"); err != nil {
 		return err
 	}
@@ -277,29 +284,49 @@ func (r *scaleRun) measure(ctx context.Context, gwLog string) error {
 		return err
 	}
 
+	// Memory, with every session idle.
+	if res.Idle, err = r.gw.snapshot(ctx, false); err != nil {
+		return err
+	}
+	if res.IdleAfterGC, err = r.gw.snapshot(ctx, true); err != nil {
+		return err
+	}
+	res.perSession(res.Live)
+	r.logf("scale: RSS %.1f KiB per session after GC", res.RSSPerSessionAfterGCKiB)
+
 	// Echo of the sample sessions, all idle, then while some print.
 	r.logf("scale: echo, all idle, %d keys over %d sessions", r.cfg.scaleKeys, len(r.liveSamples()))
 	lat, _, errs := echoAcross(ctx, r.samples, r.cfg.scaleKeys, r.rng)
 	res.EchoIdle, res.EchoErrors = summarize(lat), errorStrings(errs)
 	if res.PrintSessions > 0 {
 		if err := r.printing(ctx); err != nil {
-			return err
+			// Shown, not fatal: what ended the sessions matters more.
+			res.PrintError = err.Error()
 		}
 	}
-
-	var check checkReply
-	if err := r.clients.call(ctx, time.Minute, ctlRequest{Op: "check"}, &check); err != nil {
+	if res.Ended, err = r.ended(ctx); err != nil {
 		return err
 	}
-	res.Ended, res.EndedReasons, res.LostOpens = check.Ended, check.Reasons, check.LostOpens
+	return r.closeAllSessions(ctx)
+}
+
+// ended returns how many sessions, samples and mass, have ended on their
+// own so far, and keeps the clients process's reasons.
+func (r *scaleRun) ended(ctx context.Context) (int, error) {
+	var check checkReply
+	if err := r.clients.call(ctx, time.Minute, ctlRequest{Op: "check"}, &check); err != nil {
+		return 0, err
+	}
+	r.res.EndedReasons, r.res.LostOpens = check.Reasons, check.LostOpens
+	n := check.Ended
 	for _, t := range r.liveSamples() {
 		select {
 		case <-t.(*gatewayTerminal).gone:
-			res.Ended++
+			n++
 		default:
 		}
 	}
-	return r.closeAllSessions(ctx)
+	return n, nil
 }
 
 // openWaves opens the sample sessions, then the mass in waves, until N
@@ -319,6 +346,9 @@ func (r *scaleRun) openWaves(ctx context.Context, gwLog string) error {
 		if w.Failed > 0 && res.FirstFailure == "" {
 			res.FirstFailure = fmt.Sprintf("wave to %d live: %d of %d failed: %s", res.Live+w.Failed, w.Failed, w.Opened+w.Failed, strings.Join(errs, "; "))
 			res.OpenErrors = append(errs, gatewayFailures(gwLog)...)
+		}
+		if w.Ended, err = r.ended(ctx); err != nil {
+			return err
 		}
 		// One key per sample session: how echo holds up as sessions add up.
 		lat, _, _ := echoAcross(ctx, r.samples, len(r.liveSamples()), r.rng)
@@ -467,22 +497,26 @@ func (r *scaleRun) settle() time.Duration {
 	return 5 * time.Second
 }
 
-// raiseFileLimitTo raises RLIMIT_NOFILE, soft and hard, to at least need
-// (the hard limit only as root), and the soft limit to the hard one; the
-// child processes inherit it.
-func raiseFileLimitTo(need uint64) (uint64, error) {
+// raiseFileLimitTo raises RLIMIT_NOFILE, soft and hard, to need, or as far
+// as it may: the hard limit only with CAP_SYS_RESOURCE (root, outside
+// most containers). The child processes inherit it. short is set when the
+// limit stays below need.
+func raiseFileLimitTo(need uint64) (limit uint64, short bool, err error) {
 	var rl syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	if rl.Max < need {
-		rl.Max = need
+		up := syscall.Rlimit{Cur: need, Max: need}
+		if syscall.Setrlimit(syscall.RLIMIT_NOFILE, &up) == nil {
+			return need, false, nil
+		}
 	}
 	rl.Cur = rl.Max
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
-		return 0, fmt.Errorf("raise the open file limit to %d (RLIMIT_NOFILE): %w; run as root or raise the hard limit (ulimit -Hn)", need, err)
+		return 0, false, fmt.Errorf("raise the open file limit: %w", err)
 	}
-	return rl.Cur, nil
+	return rl.Cur, rl.Cur < need, nil
 }
 
 // checkPortRange returns the kernel's ephemeral port range and fails when
@@ -520,6 +554,9 @@ func writeScaleTable(w io.Writer, m meta, s *scaleModeResult) {
 	fmt.Fprintf(w, "alfresco-ssh gateway, scale mode (light SSH server) — %s\n", m.Date)
 	fmt.Fprintf(w, "%s, %d CPUs, Linux %s, %s, revision %s; open file limit %d, ephemeral ports %d-%d\n\n",
 		m.CPU, m.CPUs, m.Kernel, m.Go, m.Revision, s.NoFile, s.PortRange[0], s.PortRange[1])
+	if s.NoFileNote != "" {
+		fmt.Fprintf(w, "note: %s\n\n", s.NoFileNote)
+	}
 	verdict := func(ok bool) string {
 		if ok {
 			return "ok"
@@ -568,12 +605,15 @@ func writeScaleTable(w io.Writer, m meta, s *scaleModeResult) {
 	for _, e := range append(s.EndedReasons, s.EchoErrors...) {
 		fmt.Fprintf(w, "  %s\n", e)
 	}
+	if s.PrintError != "" {
+		fmt.Fprintf(w, "  printing: %s\n", s.PrintError)
+	}
 	fmt.Fprintln(w)
-	waves := [][]string{{"live", "wave (s)", "opened/s", "failed", "gateway RSS (MiB)", "heap (MiB)", "goroutines", "gateway CPU (s)", "echo p50 / p99 (ms)"}}
+	waves := [][]string{{"live", "wave (s)", "opened/s", "failed", "ended so far", "gateway RSS (MiB)", "heap (MiB)", "goroutines", "gateway CPU (s)", "echo p50 / p99 (ms)"}}
 	for _, wv := range s.Waves {
 		waves = append(waves, []string{
 			strconv.Itoa(wv.Live), fmt.Sprintf("%.1f", wv.Seconds), fmt.Sprintf("%.0f", float64(wv.Opened)/max(wv.Seconds, 1e-9)),
-			strconv.Itoa(wv.Failed), fmt.Sprintf("%.0f", float64(wv.RSS)/(1<<20)), fmt.Sprintf("%.0f", float64(wv.HeapInuse)/(1<<20)),
+			strconv.Itoa(wv.Failed), strconv.Itoa(wv.Ended), fmt.Sprintf("%.0f", float64(wv.RSS)/(1<<20)), fmt.Sprintf("%.0f", float64(wv.HeapInuse)/(1<<20)),
 			strconv.Itoa(wv.Goroutines), fmt.Sprintf("%.1f", wv.GatewayCPU), fmt.Sprintf("%.2f / %.2f", wv.Echo.P50, wv.Echo.P99),
 		})
 	}

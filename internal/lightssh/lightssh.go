@@ -319,9 +319,10 @@ func (s *Server) serveSession(conn ssh.Conn, nc ssh.NewChannel) {
 //
 //	size      prints "rows cols"
 //	flood N   writes FloodData(N)
-//	stream R  prints lines of text (see Text) at R bytes a second, or as
-//	          fast as the client takes them when R is 0, until the next
-//	          input, which stops it and is dropped, as ^C would be
+//	stream R  prints lines of text (see Text) at R bytes a second in ten
+//	          writes a second, or as fast as the client takes them when R
+//	          is 0, until the next input, which stops it and is dropped,
+//	          as ^C would be
 //	stderr X  writes X to the extended-data (stderr) stream
 //	probe     sends what an SSH server may send the client on its own,
 //	          each wanting a reply, and prints the outcomes (see probe)
@@ -390,8 +391,9 @@ type stream struct {
 	done chan struct{}
 }
 
-// streamTick is how often a paced stream writes.
-const streamTick = 10 * time.Millisecond
+// streamTick is how often a paced stream writes: ten times a second, as a
+// busy log or a build prints lines, rather than a trickle of tiny writes.
+const streamTick = 100 * time.Millisecond
 
 func startStream(w io.Writer, rate int) *stream {
 	st := &stream{quit: make(chan struct{}), done: make(chan struct{})}

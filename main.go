@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"os/signal"
 	"strconv"
@@ -52,11 +53,13 @@ type options struct {
 	host, template, term, trustedProxies string
 	frameAncestors, apiToken, tokenFile  string
 	allowedOrigins, pageCSP              string
+	embedOrigins                         string
 	hostKeyPolicy, knownHosts            string
 	allowTargets, denyTargets            string
 	tlsCert, tlsKey                      string
 	maxSessions, maxPerClient            int
 	createRate, authFailures             int
+	clientPrefixV4, clientPrefixV6       int
 	port                                 int
 	debug, version                       bool
 	credentialsTTL, sshTimeout           time.Duration
@@ -90,7 +93,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.IntVar(&o.maxSessions, "max-sessions", 5000, "most concurrent terminals in total (0: no limit)")
 	fs.IntVar(&o.maxPerClient, "max-sessions-per-client", 500, "most concurrent terminals per client address (0: no limit)")
 	fs.IntVar(&o.createRate, "create-rate", 600, "most credential creations per client address per minute (0: no limit)")
-	fs.IntVar(&o.authFailures, "auth-failures", 10, "SSH login failures per client address, and per target, within 10 minutes before logins are refused with a growing back-off (0: no limit)")
+	fs.IntVar(&o.authFailures, "auth-failures", 10, "SSH login failures per client address, and per account (user on host:port), within 10 minutes before logins are refused with a growing back-off; logins in progress count, more wait (0: no limit)")
+	fs.IntVar(&o.clientPrefixV4, "client-prefix-v4", 32, "IPv4 clients are counted by this prefix length of their address in the per-client limits (1-32)")
+	fs.IntVar(&o.clientPrefixV6, "client-prefix-v6", 64, "IPv6 clients are counted by this prefix length of their address in the per-client limits (1-128; one host or subscriber usually holds a /64)")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "serve HTTPS with this certificate `file` (PEM, re-read when it changes)")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "private key `file` of --tls-cert")
 	fs.IntVar(&o.maxCredentials, "max-credentials", 10000, "most credentials waiting to be used")
@@ -99,6 +104,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.StringVar(&o.apiToken, "api-token", "", "token required as \"Authorization: Bearer <token>\" on the create endpoints (prefer ALFRESCO_SSH_API_TOKEN or --api-token-file)")
 	fs.StringVar(&o.tokenFile, "api-token-file", "", "read the API token from this `file`")
 	fs.StringVar(&o.allowedOrigins, "allowed-origins", "", `comma-separated browser origins accepted besides the gateway's own (e.g. "https://lab.example.com"); "*" accepts any`)
+	fs.StringVar(&o.embedOrigins, "embed-origins", "", `comma-separated origins of parent pages the terminal page talks to over window.postMessage (the embedding API, e.g. "https://lab.example.com"); "*" talks to any; empty turns it off`)
 	fs.StringVar(&o.pageCSP, "page-csp", "", "Content-Security-Policy of the terminal page (default: strict for the embedded page, none for --template)")
 	fs.IntVar(&o.gcFloorMiB, "gc-heap-floor-mib", gcfloor.DefaultFloor>>20, "while terminals print, keep the garbage collector's heap goal at least this many MiB over a small live heap, so that one printing at full speed does not make the collector, and every other terminal, stop dozens of times a second (0: the Go runtime's default pacing)")
 	fs.StringVar(&o.trustedProxies, "trusted-proxies", "", "comma-separated IPs/CIDRs of reverse proxies whose X-Forwarded-* headers are trusted")
@@ -266,6 +272,10 @@ func (o *options) config(getenv func(string) string) (server.Config, string, err
 	if o.gcFloorMiB < 0 {
 		return cfg, "", fmt.Errorf("--gc-heap-floor-mib: got %d, want 0 or more", o.gcFloorMiB)
 	}
+	if o.clientPrefixV4 < 1 || o.clientPrefixV4 > 32 || o.clientPrefixV6 < 1 || o.clientPrefixV6 > 128 {
+		return cfg, "", fmt.Errorf("--client-prefix-v4 must be from 1 to 32 and --client-prefix-v6 from 1 to 128, got %d and %d", o.clientPrefixV4, o.clientPrefixV6)
+	}
+	cfg.ClientPrefix = policy.ClientPrefix{V4: o.clientPrefixV4, V6: o.clientPrefixV6}
 	cfg.MaxSessions, cfg.MaxSessionsPerClient = o.maxSessions, o.maxPerClient
 	cfg.CreatesPerMinute, cfg.AuthFailures = o.createRate, o.authFailures
 	if (o.tlsCert == "") != (o.tlsKey == "") {
@@ -287,6 +297,9 @@ func (o *options) config(getenv func(string) string) (server.Config, string, err
 		if origin = strings.TrimSpace(origin); origin != "" {
 			cfg.AllowedOrigins = append(cfg.AllowedOrigins, strings.TrimSuffix(origin, "/"))
 		}
+	}
+	if cfg.EmbedOrigins, err = parseEmbedOrigins(o.embedOrigins); err != nil {
+		return cfg, "", fmt.Errorf("--embed-origins: %w", err)
 	}
 	if strings.ContainsAny(o.pageCSP, "\r\n") {
 		return cfg, "", errors.New("--page-csp must be one line")
@@ -318,6 +331,32 @@ func parsePrefix(s string) (netip.Prefix, error) {
 		return netip.Prefix{}, err
 	}
 	return netip.PrefixFrom(ip, ip.BitLen()), nil
+}
+
+// parseEmbedOrigins reads comma-separated origins as a browser writes
+// them in MessageEvent.origin (scheme://host[:port], lower case, no default
+// port), or "*" for any.
+func parseEmbedOrigins(list string) ([]string, error) {
+	var origins []string
+	for o := range strings.SplitSeq(list, ",") {
+		if o = strings.TrimSpace(o); o == "" {
+			continue
+		}
+		if o == "*" {
+			return []string{"*"}, nil
+		}
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
+			(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+			return nil, fmt.Errorf("%q is not an origin such as https://lab.example.com", o)
+		}
+		host := strings.ToLower(u.Host)
+		if p := u.Port(); (u.Scheme == "http" && p == "80") || (u.Scheme == "https" && p == "443") {
+			host = strings.TrimSuffix(host, ":"+p)
+		}
+		origins = append(origins, u.Scheme+"://"+host)
+	}
+	return origins, nil
 }
 
 // parseFernetKey decodes a Fernet key: 32 bytes in URL-safe base64.

@@ -1,27 +1,106 @@
 package policy
 
-// Abuse limits: a per-key rate limiter (credential creations per client
-// address), an authentication back-off (per client address and per target)
-// and a counter of concurrent sessions. Each is safe for concurrent use,
-// keeps its state in memory under one mutex, never blocks the caller and
-// starts no goroutine: idle state is swept on the calls themselves.
+// Abuse limits behind small interfaces (RateLimit, LoginLimit,
+// SessionLimit), so that an implementation shared by several gateway nodes
+// (Redis, say) can replace the in-memory ones here: RateLimiter (credential
+// creations per client), AuthBackoff (failed SSH logins per client and per
+// account, in backoff.go) and SessionCounter (concurrent sessions). The
+// in-memory ones are safe for concurrent use, keep their state under one
+// mutex, never block the caller, start no goroutine (idle state is swept on
+// the calls themselves) and never return an error other than a refusal.
 //
-// Each reads the time through a now field that its constructor sets to
+// Each reads the time through a Now field that its constructor sets to
 // time.Now, so tests can drive the clock.
 
 import (
+	"cmp"
+	"context"
 	"errors"
+	"fmt"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
 )
 
+// RateLimit allows a number of events per key per window.
+type RateLimit interface {
+	// Allow counts one event for key. It refuses with a *RateLimitError
+	// when key has used up its events; any other error means the limit
+	// could not be checked (its store is unreachable) and the caller
+	// refuses the event.
+	Allow(ctx context.Context, key string) error
+}
+
+// SessionLimit bounds concurrent sessions, in total and per client key.
+type SessionLimit interface {
+	// Acquire counts a new session for key. It refuses with
+	// ErrTooManyClientSessions or ErrTooManySessions; any other error
+	// means the limit could not be checked. On success the caller calls
+	// release when the session ends; later calls of release do nothing.
+	Acquire(ctx context.Context, key string) (release func(), err error)
+}
+
+// Limits are the limits a gateway applies.
+type Limits struct {
+	Creates  RateLimit    // credential creations per client key
+	Logins   LoginLimit   // the back-off on failed SSH logins
+	Sessions SessionLimit // concurrent terminals, in total and per client key
+}
+
+// ClientPrefix says how much of a client's address keys the per-client
+// limits: an IPv4 address is cut to its first V4 bits, an IPv6 address to
+// its first V6 bits. A zero field means the default, /32 for IPv4 (the
+// address) and /64 for IPv6 (what one subscriber or host usually holds,
+// so that a client cannot step around its limits by changing addresses
+// inside its /64).
+type ClientPrefix struct{ V4, V6 int }
+
+// Key returns the key of the client at addr (an IP address) in the
+// per-client limits: the address when the prefix is the whole address,
+// else the prefix ("2001:db8:1:2::/64"). An IPv4-mapped IPv6 address counts
+// as IPv4; a zone is dropped. Anything that is not an IP address is its own
+// key.
+func (p ClientPrefix) Key(addr string) string {
+	ip, err := netip.ParseAddr(addr)
+	if err != nil {
+		return addr
+	}
+	ip = ip.Unmap().WithZone("")
+	bits := cmp.Or(p.V6, 64)
+	if ip.Is4() {
+		bits = cmp.Or(p.V4, 32)
+	}
+	if bits >= ip.BitLen() {
+		return ip.String()
+	}
+	prefix, err := ip.Prefix(bits)
+	if err != nil {
+		return ip.String() // bits out of range: the whole address
+	}
+	return prefix.String()
+}
+
+// RateLimitError is a refusal by a RateLimit.
+type RateLimitError struct {
+	RetryAfter time.Duration // until the key may have another event
+}
+
+func (e *RateLimitError) Error() string {
+	return fmt.Sprintf("too many requests; try again in %d s", seconds(e.RetryAfter))
+}
+
+// seconds rounds d up to whole seconds, at least one.
+func seconds(d time.Duration) int {
+	return max(1, int((d+time.Second-1)/time.Second))
+}
+
 // defaultMaxKeys bounds how many keys a RateLimiter tracks at once.
 const defaultMaxKeys = 100_000
 
-// RateLimiter allows n events per key per window: a token bucket with a burst
-// of n that refills one token every window/n, e.g. credential creations per
-// client address per minute.
+// RateLimiter is the in-memory RateLimit. It allows n events per key per
+// window: a token bucket with a burst of n that refills one token every
+// window/n, e.g. credential creations per client per minute.
 //
 // It stores one time per key (the generic cell rate algorithm: the time at
 // which the key's bucket is full again). Keys whose bucket is full carry no
@@ -29,8 +108,8 @@ const defaultMaxKeys = 100_000
 // the keys active in the last window or two, and never exceeds maxKeys: when
 // the table is full, it is swept early (at most once per window/n) and, if
 // no room is freed, a new key is refused until the next sweep; keys already
-// present are unaffected. Callers choose the key; an IPv6 client is better
-// keyed by its /64 than by its full address.
+// present are unaffected. Callers choose the key (ClientPrefix.Key for a
+// client).
 type RateLimiter struct {
 	n        int
 	interval time.Duration // window/n: the time to earn back one token
@@ -45,7 +124,7 @@ type RateLimiter struct {
 }
 
 // NewRateLimiter returns a limiter of n events per key per window; n <= 0 or
-// window <= 0 disables it, and Allow always returns true.
+// window <= 0 disables it, and Allow always allows.
 func NewRateLimiter(n int, window time.Duration) *RateLimiter {
 	l := &RateLimiter{n: n, window: window, maxKeys: defaultMaxKeys, Now: time.Now}
 	if n <= 0 || window <= 0 {
@@ -59,10 +138,11 @@ func NewRateLimiter(n int, window time.Duration) *RateLimiter {
 }
 
 // Allow takes one token from key's bucket. When the bucket is empty it
-// returns false and how long until a token is available.
-func (l *RateLimiter) Allow(key string) (ok bool, retryAfter time.Duration) {
+// refuses with a *RateLimitError that says how long until a token is
+// available.
+func (l *RateLimiter) Allow(_ context.Context, key string) error {
 	if l.n <= 0 {
-		return true, 0
+		return nil
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -79,7 +159,7 @@ func (l *RateLimiter) Allow(key string) (ok bool, retryAfter time.Duration) {
 			l.sweep(now)
 		}
 		if len(l.full) >= l.maxKeys {
-			return false, l.swept.Add(l.interval).Sub(now)
+			return &RateLimitError{l.swept.Add(l.interval).Sub(now)}
 		}
 	}
 	if full.Before(now) {
@@ -87,10 +167,10 @@ func (l *RateLimiter) Allow(key string) (ok bool, retryAfter time.Duration) {
 	}
 	next := full.Add(l.interval)
 	if wait := next.Sub(now) - l.span; wait > 0 {
-		return false, wait
+		return &RateLimitError{wait}
 	}
 	l.full[key] = next
-	return true, 0
+	return nil
 }
 
 // sweep forgets keys whose bucket is full. l.mu must be held.
@@ -103,158 +183,14 @@ func (l *RateLimiter) sweep(now time.Time) {
 	l.swept = now
 }
 
-// AuthBackoff counts SSH authentication failures per key (the client address,
-// and separately the target host:port). After limit failures within window the
-// key is blocked for base; each further failure blocks it again for twice as
-// long as the one before (base, 2*base, 4*base, ...) up to maxBackoff. A
-// success forgets the key.
-//
-// A failure is forgotten once it is older than window, except that a key
-// keeps all its failures until window has passed since its last block ended,
-// so that back-offs longer than window still escalate. Callers check Blocked
-// before attempting and report the outcome with Failure or Success.
-//
-// Forgotten keys are swept at most once per window; memory is bounded by the
-// keys that failed recently, each holding at most limit plus a few times.
-type AuthBackoff struct {
-	limit      int // failures that trip a block; 0 when disabled
-	window     time.Duration
-	base       time.Duration
-	maxBackoff time.Duration
-	keep       int // failures kept per key: enough to reach maxBackoff
-	Now        func() time.Time
-
-	mu    sync.Mutex
-	keys  map[string]*authFailures
-	swept time.Time // last sweep; zero before the first failure
-}
-
-// authFailures is one key's state in an AuthBackoff.
-type authFailures struct {
-	times []time.Time // recent failures, oldest first, at most keep
-	until time.Time   // when the current or last block ends
-}
-
-// NewAuthBackoff returns a back-off that blocks a key after limit failures
-// within window. limit <= 0 or window <= 0 disables it: Blocked always
-// returns false. A base <= 0 counts as one second and a maxBackoff below base
-// as base.
-func NewAuthBackoff(limit int, window, base, maxBackoff time.Duration) *AuthBackoff {
-	b := &AuthBackoff{window: window, base: base, maxBackoff: maxBackoff, Now: time.Now}
-	if limit <= 0 || window <= 0 {
-		return b
-	}
-	b.limit = limit
-	if b.base <= 0 {
-		b.base = time.Second
-	}
-	b.maxBackoff = max(b.maxBackoff, b.base)
-	b.keep = limit
-	for d := b.base; d < b.maxBackoff; d = double(d) {
-		b.keep++
-	}
-	b.keys = make(map[string]*authFailures)
-	return b
-}
-
-// Blocked reports whether key is blocked and, if so, for how much longer.
-func (b *AuthBackoff) Blocked(key string) (blocked bool, retryAfter time.Duration) {
-	if b.limit == 0 {
-		return false, 0
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	now := b.Now()
-	if f := b.keys[key]; f != nil && now.Before(f.until) {
-		return true, f.until.Sub(now)
-	}
-	return false, 0
-}
-
-// Failure records a failed authentication for key, blocking it once it has
-// limit recent failures.
-func (b *AuthBackoff) Failure(key string) {
-	if b.limit == 0 {
-		return
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	now := b.Now()
-	if b.swept.IsZero() {
-		b.swept = now // the first failure starts the sweep schedule
-	}
-	if now.Sub(b.swept) >= b.window {
-		b.sweep(now)
-	}
-	f := b.keys[key]
-	if f == nil {
-		f = &authFailures{}
-		b.keys[key] = f
-	}
-	f.forget(now, b.window)
-	if len(f.times) == b.keep {
-		f.times = append(f.times[:0], f.times[1:]...)
-	}
-	f.times = append(f.times, now)
-	if extra := len(f.times) - b.limit; extra >= 0 {
-		d := b.base
-		for range extra {
-			d = double(d)
-		}
-		f.until = now.Add(min(d, b.maxBackoff))
-	}
-}
-
-// Success forgets key's failures and lifts any block.
-func (b *AuthBackoff) Success(key string) {
-	if b.limit == 0 {
-		return
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	delete(b.keys, key)
-}
-
-// sweep removes keys with nothing left to remember. b.mu must be held.
-func (b *AuthBackoff) sweep(now time.Time) {
-	for key, f := range b.keys {
-		if f.forget(now, b.window) {
-			delete(b.keys, key)
-		}
-	}
-	b.swept = now
-}
-
-// forget drops failures older than window unless a block ended less than
-// window ago, and reports whether nothing is left to remember.
-func (f *authFailures) forget(now time.Time, window time.Duration) (empty bool) {
-	if now.Sub(f.until) < window {
-		return false
-	}
-	i := 0
-	for i < len(f.times) && now.Sub(f.times[i]) >= window {
-		i++
-	}
-	f.times = append(f.times[:0], f.times[i:]...)
-	return len(f.times) == 0
-}
-
-// double returns 2*d, saturating instead of overflowing.
-func double(d time.Duration) time.Duration {
-	if d > (1<<63-1)/2 {
-		return 1<<63 - 1
-	}
-	return 2 * d
-}
-
-// Errors returned by SessionCounter.Acquire.
+// Refusals of a SessionLimit.
 var (
 	ErrTooManySessions       = errors.New("too many sessions on the gateway")
 	ErrTooManyClientSessions = errors.New("too many sessions from this address")
 )
 
-// SessionCounter bounds the number of concurrent sessions, in total and per
-// key (the client address).
+// SessionCounter is the in-memory SessionLimit: it bounds the number of
+// concurrent sessions, in total and per key (the client's key).
 type SessionCounter struct {
 	maxTotal  int
 	maxPerKey int
@@ -275,7 +211,7 @@ func NewSessionCounter(maxTotal, maxPerKey int) *SessionCounter {
 // more specific answer), or ErrTooManySessions when the total is. On success
 // the caller must call release when the session ends; calling it again has
 // no effect.
-func (c *SessionCounter) Acquire(key string) (release func(), err error) {
+func (c *SessionCounter) Acquire(_ context.Context, key string) (release func(), err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.maxPerKey > 0 && c.byKey[key] >= c.maxPerKey {

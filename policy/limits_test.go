@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -35,6 +36,20 @@ func concatN[S any](parts ...[]S) []S {
 		out = append(out, p...)
 	}
 	return out
+}
+
+// allow calls l.Allow and returns whether it allowed and, if not, the
+// retry time of its refusal.
+func allow(l *RateLimiter, key string) (ok bool, retryAfter time.Duration) {
+	err := l.Allow(context.Background(), key)
+	var refused *RateLimitError
+	if errors.As(err, &refused) {
+		return false, refused.RetryAfter
+	}
+	if err != nil {
+		panic(err) // the in-memory limiter has no other error
+	}
+	return true, 0
 }
 
 func TestRateLimiter(t *testing.T) {
@@ -100,7 +115,7 @@ func TestRateLimiter(t *testing.T) {
 			l.Now = clock.Now
 			for i, s := range tt.steps {
 				clock.Advance(s.advance)
-				ok, retry := l.Allow(s.key)
+				ok, retry := allow(l, s.key)
 				if ok != s.ok || retry != s.retry {
 					t.Fatalf("step %d: Allow(%q) = %v, %v; want %v, %v", i, s.key, ok, retry, s.ok, s.retry)
 				}
@@ -115,7 +130,7 @@ func TestRateLimiterSweepBoundsMemory(t *testing.T) {
 	l.Now = clock.Now
 	const keys = 10_000
 	for i := range keys {
-		if ok, _ := l.Allow(fmt.Sprint("client-", i)); !ok {
+		if ok, _ := allow(l, fmt.Sprint("client-", i)); !ok {
 			t.Fatalf("first Allow for key %d refused", i)
 		}
 	}
@@ -127,14 +142,14 @@ func TestRateLimiterSweepBoundsMemory(t *testing.T) {
 	// forget a key that is still limited.
 	clock.Advance(time.Minute - 1)
 	for range 5 {
-		l.Allow("busy")
+		allow(l, "busy")
 	}
 	if got := len(l.full); got != keys+1 {
 		t.Fatalf("tracked keys before the sweep = %d, want %d", got, keys+1)
 	}
 
 	clock.Advance(1)
-	if ok, _ := l.Allow("busy"); ok {
+	if ok, _ := allow(l, "busy"); ok {
 		t.Fatal("busy key allowed after the sweep, want still limited")
 	}
 	if got := len(l.full); got != 1 {
@@ -161,7 +176,7 @@ func TestRateLimiterCap(t *testing.T) {
 	}
 	for i, s := range steps {
 		clock.Advance(s.advance)
-		ok, retry := l.Allow(s.key)
+		ok, retry := allow(l, s.key)
 		if ok != s.ok || retry != s.retry {
 			t.Fatalf("step %d: Allow(%q) = %v, %v; want %v, %v", i, s.key, ok, retry, s.ok, s.retry)
 		}
@@ -181,207 +196,16 @@ func TestRateLimiterConcurrent(t *testing.T) {
 	for i := range 100 {
 		wg.Go(func() {
 			<-start
-			if ok, _ := l.Allow("shared"); ok {
+			if ok, _ := allow(l, "shared"); ok {
 				allowed.Add(1)
 			}
-			l.Allow(fmt.Sprint("own-", i))
+			allow(l, fmt.Sprint("own-", i))
 		})
 	}
 	close(start)
 	wg.Wait()
 	if got := allowed.Load(); got != 10 {
 		t.Fatalf("allowed %d of 100 concurrent events, want 10", got)
-	}
-}
-
-// backoffStep advances the clock, then does op ("fail", "ok" or "check") on
-// key; a check expects blocked and retry.
-type backoffStep struct {
-	advance time.Duration
-	op      string
-	key     string
-	blocked bool
-	retry   time.Duration
-}
-
-func TestAuthBackoff(t *testing.T) {
-	fail := backoffStep{op: "fail", key: "a"}
-	free := backoffStep{op: "check", key: "a"}
-	blockedFor := func(d time.Duration) backoffStep {
-		return backoffStep{op: "check", key: "a", blocked: true, retry: d}
-	}
-	after := func(d time.Duration, s backoffStep) backoffStep { s.advance = d; return s }
-
-	type config struct {
-		limit                    int
-		window, base, maxBackoff time.Duration
-	}
-	std := config{limit: 3, window: time.Minute, base: time.Second, maxBackoff: 8 * time.Second}
-	tests := []struct {
-		name  string
-		cfg   config
-		steps []backoffStep
-	}{
-		{
-			name: "blocks exactly at limit", cfg: std,
-			steps: []backoffStep{
-				free, fail, free, fail, free, fail,
-				blockedFor(time.Second),
-				after(time.Second-1, blockedFor(1)),
-				after(1, free),
-			},
-		},
-		{
-			name: "back-off doubles and is capped", cfg: std,
-			steps: []backoffStep{
-				fail, fail, fail, blockedFor(time.Second),
-				after(time.Second, fail), blockedFor(2 * time.Second),
-				after(2*time.Second, fail), blockedFor(4 * time.Second),
-				after(4*time.Second, fail), blockedFor(8 * time.Second),
-				after(8*time.Second, fail), blockedFor(8 * time.Second),
-				after(8*time.Second, fail), blockedFor(8 * time.Second),
-			},
-		},
-		{
-			name: "success resets", cfg: std,
-			steps: []backoffStep{
-				fail, fail, fail, fail, blockedFor(2 * time.Second),
-				{op: "ok", key: "a"}, free,
-				fail, fail, free, fail, blockedFor(time.Second),
-			},
-		},
-		{
-			name: "failures older than window are forgotten", cfg: std,
-			steps: []backoffStep{
-				fail, fail,
-				after(time.Minute, fail), free, fail, free, fail, blockedFor(time.Second),
-			},
-		},
-		{
-			name: "failures within window count", cfg: std,
-			steps: []backoffStep{
-				fail, fail,
-				after(time.Minute-1, fail), blockedFor(time.Second),
-			},
-		},
-		{
-			name: "keys are independent", cfg: std,
-			steps: []backoffStep{
-				fail, fail, fail, blockedFor(time.Second),
-				{op: "check", key: "b"},
-				{op: "fail", key: "b"},
-				{op: "check", key: "b"},
-				{op: "ok", key: "b"},
-				blockedFor(time.Second),
-			},
-		},
-		{
-			// A back-off longer than window still escalates, and the key
-			// is forgotten after a quiet window once the block ends.
-			name: "back-off longer than window",
-			cfg:  config{limit: 2, window: 10 * time.Second, base: 8 * time.Second, maxBackoff: time.Minute},
-			steps: []backoffStep{
-				fail, fail, blockedFor(8 * time.Second),
-				after(8*time.Second, fail), blockedFor(16 * time.Second),
-				after(16*time.Second, fail), blockedFor(32 * time.Second),
-				after(32*time.Second, fail), blockedFor(time.Minute),
-				after(time.Minute+10*time.Second-1, fail), blockedFor(time.Minute),
-				after(time.Minute+10*time.Second, fail), free,
-				fail, blockedFor(8 * time.Second),
-			},
-		},
-		{
-			name: "max backoff below base is base",
-			cfg:  config{limit: 1, window: time.Minute, base: 5 * time.Second, maxBackoff: time.Second},
-			steps: []backoffStep{
-				fail, blockedFor(5 * time.Second),
-				after(5*time.Second, fail), blockedFor(5 * time.Second),
-			},
-		},
-		{
-			name:  "limit zero disables",
-			cfg:   config{limit: 0, window: time.Minute, base: time.Second, maxBackoff: time.Minute},
-			steps: concatN(repeatN(100, fail), []backoffStep{free}),
-		},
-		{
-			name:  "window zero disables",
-			cfg:   config{limit: 1, window: 0, base: time.Second, maxBackoff: time.Minute},
-			steps: concatN(repeatN(100, fail), []backoffStep{free}),
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			clock := fakeclock.New()
-			b := NewAuthBackoff(tt.cfg.limit, tt.cfg.window, tt.cfg.base, tt.cfg.maxBackoff)
-			b.Now = clock.Now
-			for i, s := range tt.steps {
-				clock.Advance(s.advance)
-				switch s.op {
-				case "fail":
-					b.Failure(s.key)
-				case "ok":
-					b.Success(s.key)
-				case "check":
-					blocked, retry := b.Blocked(s.key)
-					if blocked != s.blocked || retry != s.retry {
-						t.Fatalf("step %d: Blocked(%q) = %v, %v; want %v, %v", i, s.key, blocked, retry, s.blocked, s.retry)
-					}
-				default:
-					t.Fatalf("step %d: unknown op %q", i, s.op)
-				}
-			}
-		})
-	}
-}
-
-func TestAuthBackoffSweepBoundsMemory(t *testing.T) {
-	clock := fakeclock.New()
-	b := NewAuthBackoff(3, time.Minute, time.Second, time.Hour)
-	b.Now = clock.Now
-	const keys = 10_000
-	for i := range keys {
-		b.Failure(fmt.Sprint("client-", i))
-	}
-	for range 3 {
-		b.Failure("blocked")
-	}
-	if got := len(b.keys); got != keys+1 {
-		t.Fatalf("tracked keys = %d, want %d", got, keys+1)
-	}
-	clock.Advance(time.Minute)
-	b.Failure("blocked") // sweeps; the blocked key is kept and escalates
-	if got := len(b.keys); got != 1 {
-		t.Fatalf("tracked keys after the sweep = %d, want 1", got)
-	}
-	if blocked, retry := b.Blocked("blocked"); !blocked || retry != 2*time.Second {
-		t.Fatalf("Blocked(blocked) = %v, %v; want true, 2s", blocked, retry)
-	}
-}
-
-func TestAuthBackoffConcurrent(t *testing.T) {
-	clock := fakeclock.New()
-	b := NewAuthBackoff(3, time.Minute, time.Second, 8*time.Second)
-	b.Now = clock.Now
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for i := range 100 {
-		wg.Go(func() {
-			<-start
-			b.Failure("target:22")
-			b.Blocked("target:22")
-			key := fmt.Sprint("client-", i%10)
-			b.Failure(key)
-			b.Success(key)
-		})
-	}
-	close(start)
-	wg.Wait()
-	if blocked, retry := b.Blocked("target:22"); !blocked || retry != 8*time.Second {
-		t.Fatalf("Blocked after 100 failures = %v, %v; want true, 8s (the cap)", blocked, retry)
-	}
-	// Only as many failures as it takes to reach the cap are kept.
-	if got, want := len(b.keys["target:22"].times), 3+3; got != want {
-		t.Fatalf("failures kept = %d, want %d", got, want)
 	}
 }
 
@@ -417,7 +241,7 @@ func TestSessionCounterLimits(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := NewSessionCounter(tt.maxTotal, tt.maxPerK)
 			for i, key := range tt.keys {
-				release, err := c.Acquire(key)
+				release, err := c.Acquire(t.Context(), key)
 				if !errors.Is(err, tt.want[i]) {
 					t.Fatalf("Acquire %d (%q): got error %v, want %v", i, key, err, tt.want[i])
 				}
@@ -433,7 +257,7 @@ func TestSessionCounterRelease(t *testing.T) {
 	c := NewSessionCounter(2, 1)
 	mustAcquire := func(key string) func() {
 		t.Helper()
-		release, err := c.Acquire(key)
+		release, err := c.Acquire(t.Context(), key)
 		if err != nil {
 			t.Fatalf("Acquire(%q): %v", key, err)
 		}
@@ -441,7 +265,7 @@ func TestSessionCounterRelease(t *testing.T) {
 	}
 	wantErr := func(key string, want error) {
 		t.Helper()
-		if _, err := c.Acquire(key); !errors.Is(err, want) {
+		if _, err := c.Acquire(t.Context(), key); !errors.Is(err, want) {
 			t.Fatalf("Acquire(%q): got error %v, want %v", key, err, want)
 		}
 	}
@@ -480,7 +304,7 @@ func TestSessionCounterConcurrent(t *testing.T) {
 		for i := range 100 {
 			wg.Go(func() {
 				<-start
-				release, err := c.Acquire(fmt.Sprint("client-", i))
+				release, err := c.Acquire(t.Context(), fmt.Sprint("client-", i))
 				mu.Lock()
 				defer mu.Unlock()
 				switch {
@@ -517,7 +341,7 @@ func TestSessionCounterConcurrent(t *testing.T) {
 			wg.Go(func() {
 				k := i % len(keyHeld)
 				for range 50 {
-					release, err := c.Acquire(fmt.Sprint("client-", k))
+					release, err := c.Acquire(t.Context(), fmt.Sprint("client-", k))
 					if err != nil {
 						continue
 					}
@@ -550,5 +374,34 @@ func TestSessionCounterConcurrent(t *testing.T) {
 // raiseTo sets m to v if v is larger.
 func raiseTo(m *atomic.Int32, v int32) {
 	for old := m.Load(); v > old && !m.CompareAndSwap(old, v); old = m.Load() {
+	}
+}
+
+func TestClientPrefixKey(t *testing.T) {
+	tests := []struct {
+		prefix ClientPrefix
+		addr   string
+		want   string
+	}{
+		{ClientPrefix{}, "192.0.2.7", "192.0.2.7"},
+		{ClientPrefix{}, "2001:db8:1:2:a:b:c:d", "2001:db8:1:2::/64"},
+		{ClientPrefix{}, "2001:db8:1:2::1", "2001:db8:1:2::/64"},
+		{ClientPrefix{}, "2001:db8:1:3::1", "2001:db8:1:3::/64"},
+		{ClientPrefix{}, "::ffff:192.0.2.7", "192.0.2.7"},
+		{ClientPrefix{}, "fe80::1%eth0", "fe80::/64"},
+		{ClientPrefix{}, "::1", "::/64"},
+		{ClientPrefix{V4: 24}, "192.0.2.7", "192.0.2.0/24"},
+		{ClientPrefix{V4: 24}, "2001:db8::1", "2001:db8::/64"},
+		{ClientPrefix{V6: 128}, "2001:db8::1", "2001:db8::1"},
+		{ClientPrefix{V6: 48}, "2001:db8:1:2::1", "2001:db8:1::/48"},
+		{ClientPrefix{V4: 33, V6: 129}, "2001:db8::1", "2001:db8::1"},
+		{ClientPrefix{V4: -1}, "192.0.2.7", "192.0.2.7"},
+		{ClientPrefix{}, "not an address", "not an address"},
+		{ClientPrefix{}, "", ""},
+	}
+	for _, tt := range tests {
+		if got := tt.prefix.Key(tt.addr); got != tt.want {
+			t.Errorf("%+v.Key(%q) = %q, want %q", tt.prefix, tt.addr, got, tt.want)
+		}
 	}
 }

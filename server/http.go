@@ -123,9 +123,8 @@ func (s *Server) limitBody(next echo.HandlerFunc) echo.HandlerFunc {
 // storeRequest parses and stores the credentials of a create request.
 func (s *Server) storeRequest(c echo.Context) (string, error) {
 	client := s.clientIP(c.Request())
-	if ok, retry := s.creates.Allow(client); !ok {
-		c.Response().Header().Set("Retry-After", retryAfter(retry))
-		return "", &requestError{http.StatusTooManyRequests, "Too many requests from your address, try again in " + retryAfter(retry) + " s"}
+	if err := s.allowCreate(c.Request().Context(), c.Response(), client); err != nil {
+		return "", err
 	}
 	target, err := parseCredentialRequest(c.Request())
 	if err != nil {

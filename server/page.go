@@ -10,18 +10,22 @@ import (
 // page is the terminal page, prepared once from a template written in the
 // Flask server's Jinja style. Only what such pages use is understood:
 // {{ credentials_uuid }}, {{ create_session_id }} (both hold the id), the
-// filters e/escape/safe/tojson, and {{ url_for('static', filename='x') }}.
-// Any other expression renders as the empty string, as an undefined Jinja
-// variable does.
+// filters e/escape/safe/tojson, and {{ url_for('static', filename='x') }};
+// and for our own page {{ page_config }} (the page's settings, see
+// pageconfig.go). Any other expression renders as the empty string, as an
+// undefined Jinja variable does.
 type page struct {
-	parts []pagePart
+	parts  []pagePart
+	config string // what {{ page_config }} renders, already HTML-escaped
 }
 
-// pagePart is literal text, or the id with its filter when isID is set.
+// pagePart is literal text, the id with its filter when isID is set, or
+// the page configuration when isConfig is set.
 type pagePart struct {
-	text   string
-	isID   bool
-	filter string
+	text     string
+	isID     bool
+	isConfig bool
+	filter   string
 }
 
 var (
@@ -44,6 +48,8 @@ func parsePage(tmpl string) (page, []string) {
 		switch {
 		case name == "credentials_uuid" || name == "create_session_id":
 			p.parts = append(p.parts, pagePart{isID: true, filter: filter})
+		case name == "page_config":
+			p.parts = append(p.parts, pagePart{isConfig: true})
 		case urlFor.MatchString(name):
 			p.literal(html.EscapeString("/static/" + strings.TrimPrefix(urlFor.FindStringSubmatch(name)[1], "/")))
 		default:
@@ -64,6 +70,10 @@ func (p *page) literal(s string) {
 func (p page) render(id string) []byte {
 	var b strings.Builder
 	for _, part := range p.parts {
+		if part.isConfig {
+			b.WriteString(p.config)
+			continue
+		}
 		if !part.isID {
 			b.WriteString(part.text)
 			continue

@@ -19,9 +19,10 @@ import (
 // number and recover afterwards.
 
 func TestCreateRateLimit(t *testing.T) {
-	s := newTestServer(t, Config{CreatesPerMinute: 2})
 	clock := fakeclock.New()
-	s.creates.Now = clock.Now
+	creates := policy.NewRateLimiter(2, time.Minute)
+	creates.Now = clock.Now
+	s := newTestServer(t, Config{Limits: policy.Limits{Creates: creates}})
 	create := func() (int, string) {
 		res, _, _ := do(t, s, jsonRequest(`{"hostname":"h","username":"u","password":"p"}`))
 		return res.StatusCode, res.Header.Get("Retry-After")
@@ -106,9 +107,10 @@ func TestSessionPolicies(t *testing.T) {
 	})
 
 	t.Run("login failures", func(t *testing.T) {
-		g := startGateway(t, Config{AuthFailures: 2})
 		clock := fakeclock.New()
-		g.srv.authFail.Now = clock.Now
+		logins := policy.NewAuthBackoff(2, 10*time.Minute, 30*time.Second, 15*time.Minute)
+		logins.Now = clock.Now
+		g := startGateway(t, Config{Limits: policy.Limits{Logins: logins}})
 		wrong := passwordLogin(sshd)
 		wrong["password"] = "not-" + sshd.Password
 		session := func(body map[string]any) *result {

@@ -73,12 +73,19 @@ type Config struct {
 	// address but link-local and cloud metadata ones.
 	Targets *policy.TargetPolicy
 	// Limits, each off when zero: concurrent terminals in total and per
-	// client address, credential creations per client address per minute,
-	// and SSH authentication failures (per client address and per target,
+	// client, credential creations per client per minute, and SSH
+	// authentication failures (per client and per account, user@host:port,
 	// within 10 minutes) before a back-off starting at 30 s.
 	MaxSessions, MaxSessionsPerClient int
 	CreatesPerMinute                  int
 	AuthFailures                      int
+	// ClientPrefix says how much of a client's address keys the per-client
+	// limits (zero: /32 for IPv4, /64 for IPv6).
+	ClientPrefix policy.ClientPrefix
+	// Limits, where its fields are set, replace the in-memory limits built
+	// from the numbers above, e.g. by ones that count across several
+	// gateway nodes.
+	Limits policy.Limits
 	// TLSCertFile and TLSKeyFile, when set, make Serve speak HTTPS; the
 	// files are re-read when they change.
 	TLSCertFile, TLSKeyFile string
@@ -92,6 +99,10 @@ type Config struct {
 	// means a strict policy for the embedded page and none for a custom
 	// template (a Flask page may load scripts from CDNs).
 	PageCSP string
+	// EmbedOrigins are the parent origins ("https://lab.example.com", or
+	// "*" for any) the stock page's embedding API talks to over
+	// window.postMessage; empty turns the API off.
+	EmbedOrigins []string
 	// Logger receives the server's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -142,12 +153,10 @@ type Server struct {
 	io    *socket.Server
 	http  *http.Server
 
-	creates  *policy.RateLimiter
-	authFail *policy.AuthBackoff
-	sessions *policy.SessionCounter
-	certs    *certReloader
-	output   atomic.Uint64 // bytes of terminal output relayed
-	gate     connectGate
+	limits policy.Limits
+	certs  *certReloader
+	output atomic.Uint64 // bytes of terminal output relayed
+	gate   connectGate
 
 	mu        sync.Mutex
 	closing   bool
@@ -166,6 +175,7 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 	pg, unknown := parsePage(string(tmpl))
+	pg.config = cfg.pageConfigAttr()
 	if len(unknown) > 0 {
 		cfg.Logger.Warn("page template has expressions that render empty", "expressions", unknown)
 	}
@@ -180,9 +190,7 @@ func New(cfg Config) (*Server, error) {
 		page:      pg,
 		terminals: make(map[*terminal]struct{}),
 		gate:      connectGate{pending: make(map[string]chan struct{})},
-		creates:   policy.NewRateLimiter(cfg.CreatesPerMinute, time.Minute),
-		authFail:  policy.NewAuthBackoff(cfg.AuthFailures, 10*time.Minute, 30*time.Second, 15*time.Minute),
-		sessions:  policy.NewSessionCounter(cfg.MaxSessions, cfg.MaxSessionsPerClient),
+		limits:    newLimits(cfg),
 	}
 	if cfg.TLSCertFile != "" || cfg.TLSKeyFile != "" {
 		if s.certs, err = newCertReloader(cfg.TLSCertFile, cfg.TLSKeyFile, cfg.Logger); err != nil {

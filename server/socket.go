@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -29,16 +28,6 @@ var (
 	errNoSession  = errors.New("credentials unknown, expired or already used")
 	errLifetime   = errors.New("maximum session duration reached")
 )
-
-// blockedError is a refusal that lasts until a back-off ends.
-type blockedError struct {
-	what  string
-	retry time.Duration
-}
-
-func (e *blockedError) Error() string {
-	return fmt.Sprintf("too many failed logins %s; try again in %s s", e.what, retryAfter(e.retry))
-}
 
 // backstopDelay is how long a socket that was told to disconnect may keep
 // its connection before the server closes it.
@@ -164,7 +153,7 @@ func (t *terminal) onStart(args ...any) {
 		t.finish(errShutdown)
 		return
 	}
-	target, release, err := t.prepare(id)
+	target, login, release, err := t.prepare(ctx, id)
 	if err != nil {
 		t.srv.running.Done()
 		t.finish(err)
@@ -172,7 +161,7 @@ func (t *terminal) onStart(args ...any) {
 	}
 	log := t.log.With("id", shortID(id), "host", target.Host, "port", target.Port, "user", target.User)
 	go func() {
-		sess, err := t.dial(ctx, log, target, size)
+		sess, err := t.dial(ctx, log, target, size, login)
 		if err != nil {
 			t.finish(err)
 			release()
@@ -191,41 +180,30 @@ func (t *terminal) onStart(args ...any) {
 
 // prepare takes the credentials and applies the session limits and the
 // login back-off before a dial.
-func (t *terminal) prepare(id string) (target sshbridge.Target, release func(), err error) {
+func (t *terminal) prepare(ctx context.Context, id string) (target sshbridge.Target, login policy.Attempt, release func(), err error) {
 	if target, err = t.srv.store.Take(id); err != nil {
 		t.log.Info("start-session with unknown credentials", "id", shortID(id))
-		return target, nil, errNoSession
+		return target, nil, nil, errNoSession
 	}
-	if blocked, retry := t.srv.authFail.Blocked(t.client); blocked {
-		err = &blockedError{"from your address", retry}
-	} else if blocked, retry := t.srv.authFail.Blocked(target.Addr()); blocked {
-		err = &blockedError{"to this host", retry}
-	} else {
-		release, err = t.srv.sessions.Acquire(t.client)
-	}
-	if err != nil {
+	if login, release, err = t.srv.admit(ctx, t.client, target); err != nil {
 		t.log.Info("session refused", "id", shortID(id), "reason", err)
 	}
-	return target, release, err
+	return target, login, release, err
 }
 
-// dial opens the SSH session; the error says why it could not.
-func (t *terminal) dial(ctx context.Context, log *slog.Logger, target sshbridge.Target, size sshbridge.WindowSize) (*sshbridge.Session, error) {
+// dial opens the SSH session and ends login with what it says about the
+// credentials; the error says why it could not.
+func (t *terminal) dial(ctx context.Context, log *slog.Logger, target sshbridge.Target, size sshbridge.WindowSize, login policy.Attempt) (*sshbridge.Session, error) {
 	sess, err := sshbridge.Dial(ctx, t.srv.cfg.SSH, target, size)
 	clear(target.PrivateKey)
+	t.srv.endLogin(login, dialOutcome(err))
 	if err != nil {
 		if cause := context.Cause(ctx); cause != nil {
 			return nil, cause
 		}
-		if errors.Is(err, sshbridge.ErrAuth) {
-			t.srv.authFail.Failure(t.client)
-			t.srv.authFail.Failure(target.Addr())
-		}
 		log.Info("ssh connection failed", "err", err)
 		return nil, err
 	}
-	t.srv.authFail.Success(t.client)
-	t.srv.authFail.Success(target.Addr())
 	return sess, nil
 }
 
@@ -466,7 +444,7 @@ func (t *terminal) finish(reason error) {
 func closingText(reason error) string {
 	var hostKey *sshbridge.HostKeyError
 	var denied *policy.TargetDeniedError
-	var blocked *blockedError
+	var blocked *policy.LoginRefusedError
 	switch {
 	case errors.As(reason, &hostKey):
 		return "Connection failed: " + hostKey.UserMessage() + "."

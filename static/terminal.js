@@ -20,6 +20,30 @@
   const RESET = "\x1b[0m";
 
   const credentialsId = document.body.dataset.credentialsUuid || "";
+
+  // config holds the server's settings for this page (INTERFACES.md
+  // section 1): JSON in the body's data-config attribute. Absent fields, or
+  // a template without the attribute, keep the defaults.
+  function readConfig() {
+    let c = {};
+    try {
+      c = JSON.parse(document.body.dataset.config || "{}") || {};
+    } catch (err) {
+      console.warn("alfresco-ssh: ignoring a malformed data-config", err);
+    }
+    const strings = function (v) {
+      return Array.isArray(v) ? v.filter(function (s) { return typeof s === "string"; }) : [];
+    };
+    const transports = strings(c.transports);
+    return {
+      // "" or "/prefix": every URL of the gateway starts with it.
+      basePath: typeof c.basePath === "string" ? c.basePath.replace(/\/+$/, "") : "",
+      transports: transports.length ? transports : ["polling", "websocket"],
+      embedOrigins: strings(c.embedOrigins), // parent origins, or ["*"]
+      files: c.files === true,
+    };
+  }
+  const config = readConfig();
   const container = document.getElementById("terminal");
 
   const term = new Terminal({
@@ -54,10 +78,11 @@
     }
   }
 
-  const socket = io("/ssh");
+  // The URL names the namespace; the engine's path carries the base path.
+  const socket = io("/ssh", { path: config.basePath + "/socket.io/", transports: config.transports });
 
   // state is "connecting", "ready" (input flows) or "ended" (final).
-  const alfresco = { term, socket, state: "connecting", fitAddon, searchAddon };
+  const alfresco = { term, socket, state: "connecting", fitAddon, searchAddon, config };
   window.alfresco = alfresco;
 
   let started = false; // start-session sent; credentials are single use

@@ -28,6 +28,12 @@ func TestMain(m *testing.M) {
 	if fc := os.Getenv(floodEnv); fc != "" {
 		os.Exit(floodMain(fc))
 	}
+	if sc := os.Getenv(sshServerEnv); sc != "" {
+		os.Exit(sshServerMain(sc))
+	}
+	if cc := os.Getenv(clientsEnv); cc != "" {
+		os.Exit(clientsMain(cc))
+	}
 	// The Go Socket.IO client starts a network monitor for the whole
 	// process when it is loaded.
 	goleak.VerifyTestMain(testdeps.Main(m), goleak.IgnoreCurrent())
@@ -63,7 +69,7 @@ func TestQuick(t *testing.T) {
 	if err := json.Unmarshal(data, &res); err != nil {
 		t.Fatalf("JSON: %v", err)
 	}
-	if res.Echo == nil || res.Output == nil || res.Prompt == nil || res.Isolation == nil || len(res.Scale) != 2 {
+	if res.Echo == nil || res.Output == nil || res.Prompt == nil || res.Isolation == nil || len(res.Sessions) != 2 {
 		t.Fatalf("JSON: got %s, want every phase", data)
 	}
 	if !strings.HasPrefix(res.Meta.ProtocolCheck, "ok") {
@@ -72,7 +78,7 @@ func TestQuick(t *testing.T) {
 	if got, want := res.Echo.Runs[0].Gateway.N, 60; got != want {
 		t.Errorf("gateway echo samples: got %d, want %d", got, want)
 	}
-	for _, s := range res.Scale {
+	for _, s := range res.Sessions {
 		if s.Direct.Working != s.N || s.Gateway.Working != s.N {
 			t.Errorf("%d sessions: got %d direct and %d gateway working, want all (errors %v %v %v %v)",
 				s.N, s.Direct.Working, s.Gateway.Working, s.Direct.OpenErrors, s.Gateway.OpenErrors, s.Direct.EchoErrors, s.Gateway.EchoErrors)
@@ -84,6 +90,53 @@ func TestQuick(t *testing.T) {
 	}
 }
 
+// TestScaleQuick runs the scale mode once at a tiny size (its helper
+// processes, waves, idle and printing measures) and checks that every
+// session opened, stayed open and echoed. It asserts no timing.
+func TestScaleQuick(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs helper processes")
+	}
+	jsonPath := filepath.Join(t.TempDir(), "results.json")
+	var stdout, stderr bytes.Buffer
+	if err := run(t.Context(), []string{"-scale", "12", "-quick", "-json", jsonPath}, &stdout, &stderr); err != nil {
+		t.Fatalf("run -scale 12 -quick: got error %v, want nil\nstdout:\n%s\nstderr:\n%s", err, &stdout, &stderr)
+	}
+	for _, want := range []string{"| sessions live (of 12)", "| gateway RSS per idle session, after GC (KiB)", "| echo p50 / p99 / max, all idle"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("table: got\n%s\nwant a row %q", &stdout, want)
+		}
+	}
+	data, err := os.ReadFile(jsonPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res struct {
+		Scale scaleModeResult `json:"scale"`
+	}
+	if err := json.Unmarshal(data, &res); err != nil {
+		t.Fatalf("JSON: %v", err)
+	}
+	s := res.Scale
+	if s.Live != 12 || s.OpenFailed != 0 || s.Ended != 0 || len(s.EchoErrors) > 0 {
+		t.Errorf("got %d live, %d failed to open, %d ended, echo errors %v; want 12, 0, 0, none (first failure %q, ended %v)",
+			s.Live, s.OpenFailed, s.Ended, s.EchoErrors, s.FirstFailure, s.EndedReasons)
+	}
+	if s.RemoteConns != 12 {
+		t.Errorf("light SSH server connections: got %d, want 12", s.RemoteConns)
+	}
+	if len(s.Waves) != 3 { // the 5 samples, a wave of 6, a last one of 1
+		t.Errorf("waves: got %d, want 3: %+v", len(s.Waves), s.Waves)
+	}
+	if s.EchoIdle.N != 20 || s.EchoPrint.N != 20 || s.PrintSessions != 1 || s.PrintBytes == 0 {
+		t.Errorf("echo samples %d idle and %d printing, %d sessions printed %d bytes: want 20, 20, 1 and some",
+			s.EchoIdle.N, s.EchoPrint.N, s.PrintSessions, s.PrintBytes)
+	}
+	if s.GoroutinesAfterClose > s.Base.Goroutines+5 {
+		t.Errorf("gateway goroutines after closing: got %d, want at most %d", s.GoroutinesAfterClose, s.Base.Goroutines+5)
+	}
+}
+
 func TestParseFlags(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -92,25 +145,25 @@ func TestParseFlags(t *testing.T) {
 		wantErr string
 	}{
 		{"defaults", nil, func(c *config) string {
-			if c.keys != 1000 || c.outputMB != 100 || c.runs != 3 || !slices.Equal(c.scale, []int{1, 200, 1000}) || c.jsonPath != "bench-results.json" {
+			if c.keys != 1000 || c.outputMB != 100 || c.runs != 3 || !slices.Equal(c.sessions, []int{1, 200, 1000}) || c.jsonPath != "bench-results.json" {
 				return "not the full-size defaults"
 			}
 			return ""
 		}, ""},
 		{"quick", []string{"-quick"}, func(c *config) string {
-			if c.keys != 60 || c.outputMB != 2 || c.runs != 1 || !slices.Equal(c.scale, []int{1, 5}) || c.jsonPath != "" {
+			if c.keys != 60 || c.outputMB != 2 || c.runs != 1 || !slices.Equal(c.sessions, []int{1, 5}) || c.jsonPath != "" {
 				return "not the quick sizes"
 			}
 			return ""
 		}, ""},
-		{"quick with explicit flags", []string{"-quick", "-keys", "7", "-scale", "3", "-json", "x.json"}, func(c *config) string {
-			if c.keys != 7 || !slices.Equal(c.scale, []int{3}) || c.jsonPath != "x.json" || c.runs != 1 {
+		{"quick with explicit flags", []string{"-quick", "-keys", "7", "-sessions", "3", "-json", "x.json"}, func(c *config) string {
+			if c.keys != 7 || !slices.Equal(c.sessions, []int{3}) || c.jsonPath != "x.json" || c.runs != 1 {
 				return "explicit flags did not win over -quick"
 			}
 			return ""
 		}, ""},
-		{"only", []string{"-only", "echo, scale"}, func(c *config) string {
-			if !c.wants("echo") || !c.wants("scale") || c.wants("output") {
+		{"only", []string{"-only", "echo, sessions"}, func(c *config) string {
+			if !c.wants("echo") || !c.wants("sessions") || c.wants("output") {
 				return "wrong phases"
 			}
 			return ""
@@ -121,8 +174,17 @@ func TestParseFlags(t *testing.T) {
 			}
 			return ""
 		}, ""},
+		{"scale quick", []string{"-scale", "40", "-quick"}, func(c *config) string {
+			if c.scaleN != 40 || c.scaleWave != 20 || c.scaleSamples != 5 || c.scaleKeys != 20 {
+				return "not the quick scale sizes"
+			}
+			return ""
+		}, ""},
+		{"scale with only", []string{"-scale", "40", "-only", "echo"}, nil, "drop -only"},
+		{"scale print share", []string{"-scale", "40", "-scale-print-pct", "101"}, nil, "between 0 and 100"},
 		{"unknown phase", []string{"-only", "echo,warp"}, nil, `unknown phase "warp"`},
-		{"bad scale", []string{"-scale", "1,x"}, nil, `"x" is not a positive number`},
+		{"old scale phase", []string{"-only", "scale", "-scale", "200"}, nil, `is now "sessions"`},
+		{"bad sessions", []string{"-sessions", "1,x"}, nil, `"x" is not a positive number`},
 		{"zero keys", []string{"-keys", "0"}, nil, "must be positive"},
 		{"bad env", []string{"-gateway-env", "GOGC"}, nil, "not NAME=VALUE"},
 		{"argument", []string{"extra"}, nil, `unexpected argument "extra"`},

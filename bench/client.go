@@ -280,12 +280,13 @@ type gatewayTerminal struct {
 	connected  time.Time      // when the connect event came
 	closing    map[string]any // the closing ssh-output, if any
 	reason     string         // disconnect reason, if disconnected
+	goneAt     time.Time      // when it was disconnected
 	gone       chan struct{}  // closed on disconnect
 	connectErr error
 }
 
 // httpClient posts credentials; it may keep many connections to the
-// gateway alive (the scale phase posts hundreds at once).
+// gateway alive (the sessions phase and the scale mode post hundreds at once).
 var httpClient = &http.Client{Transport: &http.Transport{
 	MaxIdleConns:        2000,
 	MaxIdleConnsPerHost: 2000,
@@ -369,7 +370,10 @@ func connectGateway(base, id string, connectTimeout time.Duration) (*gatewayTerm
 	sock.On("disconnect", func(args ...any) {
 		reason := fmt.Sprint(args[0]) // then a description error, nil here
 		t.mu.Lock()
-		t.reason = reason
+		t.reason, t.goneAt = reason, time.Now()
+		if len(args) > 1 && args[1] != nil {
+			t.reason += fmt.Sprintf(" (%v)", args[1])
+		}
 		t.mu.Unlock()
 		t.out.end(errors.New("disconnected: " + reason))
 		goneOnce.Do(func() { close(t.gone) })

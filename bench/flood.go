@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -79,24 +78,8 @@ type floodProc struct {
 
 // startFlood starts a flood process and waits until its flood is under way.
 func startFlood(ctx context.Context, fc floodConfig) (*floodProc, error) {
-	exe, err := os.Executable()
+	cmd, stdin, stdout, err := startSelf(floodEnv, fc, nil, os.Stderr)
 	if err != nil {
-		return nil, err
-	}
-	raw, _ := json.Marshal(fc)
-	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), floodEnv+"="+string(raw))
-	cmd.Stderr = os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		return nil, err
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
 	f := &floodProc{cmd: cmd, stdin: stdin, stdout: bufio.NewReader(stdout)}

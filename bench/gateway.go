@@ -267,29 +267,13 @@ type gatewayProc struct {
 
 // startGateway starts a gateway process; its log goes to logPath.
 func startGateway(ctx context.Context, cc childConfig, logPath string) (*gatewayProc, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
-	raw, _ := json.Marshal(cc)
 	logFile, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, err
 	}
 	defer logFile.Close()
-	cmd := exec.Command(exe)
-	cmd.Env = append(append(os.Environ(), cc.Env...), childEnv+"="+string(raw))
-	cmd.Stderr = logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	stdout, err := cmd.StdoutPipe()
+	cmd, stdin, stdout, err := startSelf(childEnv, cc, cc.Env, logFile)
 	if err != nil {
-		return nil, err
-	}
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
 	g := &gatewayProc{cmd: cmd, stdin: stdin, done: make(chan struct{}), logPath: logPath, profile: cc.ProfileDir != ""}
@@ -353,6 +337,25 @@ func (g *gatewayProc) stats(ctx context.Context) (gatewayStats, error) {
 func (g *gatewayProc) gc(ctx context.Context) error {
 	_, err := g.get(ctx, "/gc")
 	return err
+}
+
+// snapshot reads the gateway's RSS and runtime statistics, after a forced
+// garbage collection when gc is set.
+func (g *gatewayProc) snapshot(ctx context.Context, gc bool) (snapshot, error) {
+	if gc {
+		if err := g.gc(ctx); err != nil {
+			return snapshot{}, err
+		}
+	}
+	st, err := g.stats(ctx)
+	if err != nil {
+		return snapshot{}, err
+	}
+	rss, err := procRSS(g.pid())
+	if err != nil {
+		return snapshot{}, err
+	}
+	return snapshot{RSS: rss, Goroutines: st.Goroutines, HeapInuse: st.HeapInuse, StackInuse: st.StackInuse}, nil
 }
 
 // profStart starts profiling the phase name; a no-op unless profiling.

@@ -6,6 +6,8 @@
 // The gateway runs in a child process (this binary, re-executed with
 // ALFRESCO_BENCH_GATEWAY set), so that its CPU time, RSS and goroutines
 // are its own; the clients, direct and Socket.IO, run in this process.
+// The scale mode (-scale N, scale.go) runs a light SSH server and the mass
+// of its clients in two more child processes.
 package main
 
 import (
@@ -35,6 +37,12 @@ func main() {
 	if fc := os.Getenv(floodEnv); fc != "" {
 		os.Exit(floodMain(fc))
 	}
+	if sc := os.Getenv(sshServerEnv); sc != "" {
+		os.Exit(sshServerMain(sc))
+	}
+	if cc := os.Getenv(clientsEnv); cc != "" {
+		os.Exit(clientsMain(cc))
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
@@ -54,8 +62,8 @@ type config struct {
 	outputMB     float64
 	prompts      int
 	isoKeys      int
-	scale        []int
-	scaleKeys    int
+	sessions     []int
+	sessionsKeys int
 	maxOpening   int
 	sshTimeout   time.Duration
 	jsonPath     string
@@ -66,13 +74,22 @@ type config struct {
 	debugLog     bool
 	gatewayEnv   []string
 	sshdLogLevel string
+
+	// The scale mode (scale.go), when scaleN > 0.
+	scaleN         int
+	scaleWave      int
+	scaleSamples   int
+	scaleKeys      int
+	scalePrintPct  float64
+	scalePrintRate int
+	scaleIdle      time.Duration
 }
 
-var phases = []string{"echo", "output", "prompt", "isolation", "scale"}
+var phases = []string{"echo", "output", "prompt", "isolation", "sessions"}
 
 func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	var c config
-	var scale, only string
+	var sessions, only string
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.BoolVar(&c.quick, "quick", false, "tiny sizes, one run: a smoke test of a few seconds (flags given explicitly still win)")
@@ -81,9 +98,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.Float64Var(&c.outputMB, "output-mb", 100, "size of the printed file in MB (10^6 bytes)")
 	fs.IntVar(&c.prompts, "prompts", 10, "POST-to-prompt samples per run and side")
 	fs.IntVar(&c.isoKeys, "iso-keys", 1000, "keys typed per isolation scenario")
-	fs.StringVar(&scale, "scale", "1,200,1000", "comma-separated numbers of concurrent sessions")
-	fs.IntVar(&c.scaleKeys, "scale-keys", 1000, "keys typed across the open sessions at each scale (at least one per session)")
-	fs.IntVar(&c.maxOpening, "max-opening", 200, "at most this many sessions opening at a time in the scale phase (sshd's listen backlog is 128: a burst of 1,000 connections gets some reset)")
+	fs.StringVar(&sessions, "sessions", "1,200,1000", "comma-separated numbers of concurrent sessions of the sessions phase")
+	fs.IntVar(&c.sessionsKeys, "sessions-keys", 1000, "keys typed across the open sessions at each number (at least one per session)")
+	fs.IntVar(&c.maxOpening, "max-opening", 200, "at most this many sessions opening at a time in the sessions phase (sshd's listen backlog is 128: a burst of 1,000 connections gets some reset)")
 	fs.DurationVar(&c.sshTimeout, "ssh-timeout", 10*time.Second, "the gateway's SSH connect+login timeout (the product's default)")
 	fs.StringVar(&c.jsonPath, "json", "bench-results.json", `where to write the results as JSON ("" for nowhere)`)
 	fs.StringVar(&c.profileDir, "profile", "", "directory for pprof profiles of the gateway process, per phase (CPU, heap, goroutine, block, mutex)")
@@ -93,6 +110,13 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	var gatewayEnv string
 	fs.StringVar(&gatewayEnv, "gateway-env", "", `extra environment of the gateway process, space-separated NAME=VALUE (e.g. "GOGC=400 GOMAXPROCS=4"), for tuning experiments`)
 	fs.StringVar(&c.sshdLogLevel, "sshd-log-level", "ERROR", "sshd's LogLevel (e.g. VERBOSE); its log is printed at the end unless ERROR, and when the run fails")
+	fs.IntVar(&c.scaleN, "scale", 0, "the scale mode, alone: open sessions in waves until this many are live, against a light SSH server (see README.md)")
+	fs.IntVar(&c.scaleWave, "scale-wave", 1000, "scale mode: sessions opened per wave")
+	fs.IntVar(&c.scaleSamples, "scale-samples", 100, "scale mode: sessions whose echo is measured (part of the live ones)")
+	fs.IntVar(&c.scaleKeys, "scale-keys", 1000, "scale mode: keys typed across the sample sessions per echo measure")
+	fs.Float64Var(&c.scalePrintPct, "scale-print-pct", 1, "scale mode: percentage of the sessions that print during the second echo measure (0: none)")
+	fs.IntVar(&c.scalePrintRate, "scale-print-rate", 10000, "scale mode: bytes a second each printing session prints (0: as fast as it goes)")
+	fs.DurationVar(&c.scaleIdle, "scale-idle", 30*time.Second, "scale mode: how long CPU is measured with every session idle")
 	fs.BoolVar(&c.debugLog, "gateway-debug", false, "the gateway process logs at debug level (its log is shown when the run fails)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -104,14 +128,18 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if c.quick {
 		quick := map[string]func(){
-			"runs":       func() { c.runs = 1 },
-			"keys":       func() { c.keys = 60 },
-			"output-mb":  func() { c.outputMB = 2 },
-			"prompts":    func() { c.prompts = 2 },
-			"iso-keys":   func() { c.isoKeys = 40 },
-			"scale":      func() { scale = "1,5" },
-			"scale-keys": func() { c.scaleKeys = 20 },
-			"json":       func() { c.jsonPath = "" },
+			"runs":          func() { c.runs = 1 },
+			"keys":          func() { c.keys = 60 },
+			"output-mb":     func() { c.outputMB = 2 },
+			"prompts":       func() { c.prompts = 2 },
+			"iso-keys":      func() { c.isoKeys = 40 },
+			"sessions":      func() { sessions = "1,5" },
+			"sessions-keys": func() { c.sessionsKeys = 20 },
+			"json":          func() { c.jsonPath = "" },
+			"scale-wave":    func() { c.scaleWave = max(1, c.scaleN/2) },
+			"scale-samples": func() { c.scaleSamples = min(c.scaleSamples, 5) },
+			"scale-keys":    func() { c.scaleKeys = 20 },
+			"scale-idle":    func() { c.scaleIdle = time.Second },
 		}
 		for name, apply := range quick {
 			if !set[name] {
@@ -125,15 +153,15 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		}
 		c.gatewayEnv = append(c.gatewayEnv, kv)
 	}
-	for f := range strings.SplitSeq(scale, ",") {
+	for f := range strings.SplitSeq(sessions, ",") {
 		if f = strings.TrimSpace(f); f == "" {
 			continue
 		}
 		n, err := strconv.Atoi(f)
 		if err != nil || n < 1 {
-			return nil, fmt.Errorf("-scale: %q is not a positive number", f)
+			return nil, fmt.Errorf("-sessions: %q is not a positive number", f)
 		}
-		c.scale = append(c.scale, n)
+		c.sessions = append(c.sessions, n)
 	}
 	c.only = map[string]bool{}
 	for p := range strings.SplitSeq(only, ",") {
@@ -145,17 +173,26 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 			known = known || p == q
 		}
 		if !known {
+			if p == "scale" {
+				return nil, errors.New(`-only: the phase "scale" is now "sessions" (-sessions 1,200,1000); -scale N alone runs the scale mode`)
+			}
 			return nil, fmt.Errorf("-only: unknown phase %q, want some of %s", p, strings.Join(phases, ","))
 		}
 		c.only[p] = true
 	}
 	switch {
-	case c.runs < 1, c.keys < 1, c.prompts < 1, c.isoKeys < 1, c.scaleKeys < 1, c.maxOpening < 1:
-		return nil, errors.New("-runs, -keys, -prompts, -iso-keys, -scale-keys and -max-opening must be positive")
+	case c.runs < 1, c.keys < 1, c.prompts < 1, c.isoKeys < 1, c.sessionsKeys < 1, c.maxOpening < 1:
+		return nil, errors.New("-runs, -keys, -prompts, -iso-keys, -sessions-keys and -max-opening must be positive")
 	case c.outputMB <= 0:
 		return nil, errors.New("-output-mb must be positive")
 	case c.sshTimeout <= 0:
 		return nil, errors.New("-ssh-timeout must be positive")
+	case c.scaleN < 0, c.scaleWave < 1, c.scaleSamples < 1, c.scaleKeys < 1, c.scalePrintRate < 0, c.scaleIdle <= 0:
+		return nil, errors.New("-scale must not be negative; -scale-wave, -scale-samples, -scale-keys and -scale-idle must be positive, -scale-print-rate not negative")
+	case c.scalePrintPct < 0 || c.scalePrintPct > 100:
+		return nil, errors.New("-scale-print-pct must be between 0 and 100")
+	case c.scaleN > 0 && len(c.only) > 0:
+		return nil, errors.New("-scale runs the scale mode alone: drop -only")
 	}
 	return &c, nil
 }
@@ -170,7 +207,7 @@ type bench struct {
 	rng      *rand.Rand
 	sshd     *sshdtest.Server
 	login    login
-	gw       *gatewayProc // the gateway of every phase but scale
+	gw       *gatewayProc // the gateway of every phase but sessions
 	tmp      string       // temporary directory (readable by the test user)
 	dataPath string       // the file the output phases print
 	want     []byte       // what the terminal receives when it is printed
@@ -191,6 +228,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	}
 	if cfg.verbose {
 		b.progress = stderr
+	}
+	if cfg.scaleN > 0 {
+		return runScale(ctx, cfg, stdout, stderr)
 	}
 	nofile, err := raiseFileLimit()
 	if err != nil {
@@ -233,7 +273,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	}
 	defer func() {
 		if err != nil {
-			b.dumpGatewayLogs(stderr)
+			dumpLogs(stderr, filepath.Join(b.tmp, "gateway*.log"))
 		}
 		os.RemoveAll(b.tmp)
 	}()
@@ -267,7 +307,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 		{"echo and output", []string{"echo", "output"}, b.echoAndOutput},
 		{"prompt", []string{"prompt"}, b.prompt},
 		{"isolation", []string{"isolation"}, b.isolation},
-		{"scale", []string{"scale"}, b.scale},
+		{"sessions", []string{"sessions"}, b.sessions},
 	}
 	for _, s := range steps {
 		if !slices.ContainsFunc(s.phases, b.cfg.wants) {
@@ -665,19 +705,19 @@ func (b *bench) isolation(ctx context.Context) error {
 	return nil
 }
 
-// scale opens N sessions at once, direct and then through a fresh gateway
-// process, and measures the time until all are ready, the echo across
-// them and the gateway's memory and goroutines per session.
-func (b *bench) scale(ctx context.Context) error {
-	for _, n := range b.cfg.scale {
-		r := scaleResult{N: n}
+// sessions opens N sessions at once, direct and then through a fresh
+// gateway process, and measures the time until all are ready, the echo
+// across them and the gateway's memory and goroutines per session.
+func (b *bench) sessions(ctx context.Context) error {
+	for _, n := range b.cfg.sessions {
+		r := sessionsResult{N: n}
 		openTimeout := b.cfg.sshTimeout + 30*time.Second
-		keys := max(b.cfg.scaleKeys, n)
+		keys := max(b.cfg.sessionsKeys, n)
 
-		b.logf("scale %d: direct, opening", n)
+		b.logf("sessions %d: direct, opening", n)
 		terms, ready, errs := openMany(ctx, n, b.cfg.maxOpening, openTimeout, b.openDirect)
 		r.Direct.ReadySeconds, r.Direct.Opened, r.Direct.OpenErrors = ready.Seconds(), n-len(errs), errorStrings(errs)
-		b.logf("scale %d: direct, %d open after %v; echo, %d keys", n, r.Direct.Opened, ready, keys)
+		b.logf("sessions %d: direct, %d open after %v; echo, %d keys", n, r.Direct.Opened, ready, keys)
 		lat, working, kerrs := echoAcross(ctx, terms, keys, b.rng)
 		r.Direct.Echo, r.Direct.Working, r.Direct.EchoErrors = summarize(lat), working, errorStrings(kerrs)
 		closeAll(terms)
@@ -685,10 +725,10 @@ func (b *bench) scale(ctx context.Context) error {
 			return err
 		}
 
-		if err := b.scaleGateway(ctx, n, keys, openTimeout, &r); err != nil {
+		if err := b.sessionsGateway(ctx, n, keys, openTimeout, &r); err != nil {
 			return err
 		}
-		b.res.Scale = append(b.res.Scale, r)
+		b.res.Sessions = append(b.res.Sessions, r)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -696,8 +736,8 @@ func (b *bench) scale(ctx context.Context) error {
 	return nil
 }
 
-func (b *bench) scaleGateway(ctx context.Context, n, keys int, openTimeout time.Duration, r *scaleResult) (err error) {
-	logPath := filepath.Join(b.tmp, fmt.Sprintf("gateway-scale-%d.log", n))
+func (b *bench) sessionsGateway(ctx context.Context, n, keys int, openTimeout time.Duration, r *sessionsResult) (err error) {
+	logPath := filepath.Join(b.tmp, fmt.Sprintf("gateway-sessions-%d.log", n))
 	g, err := startGateway(ctx, b.childConfig(), logPath)
 	if err != nil {
 		return err
@@ -724,17 +764,17 @@ func (b *bench) scaleGateway(ctx context.Context, n, keys int, openTimeout time.
 	if err := b.waitSessions(0); err != nil {
 		return err
 	}
-	base, err := b.gatewaySnapshot(ctx, g, true)
+	base, err := g.snapshot(ctx, true)
 	if err != nil {
 		return err
 	}
 	r.Gateway.Base = base
 
-	name := fmt.Sprintf("scale-%d", n)
+	name := fmt.Sprintf("sessions-%d", n)
 	if err := g.profStart(ctx, name); err != nil {
 		return err
 	}
-	b.logf("scale %d: gateway, opening", n)
+	b.logf("sessions %d: gateway, opening", n)
 	terms, ready, errs := openMany(ctx, n, b.cfg.maxOpening, openTimeout, b.openGatewayOn(g))
 	r.Gateway.ReadySeconds, r.Gateway.Opened, r.Gateway.OpenErrors = ready.Seconds(), n-len(errs), errorStrings(errs)
 	defer func() {
@@ -748,22 +788,17 @@ func (b *bench) scaleGateway(ctx context.Context, n, keys int, openTimeout time.
 	// figures are the sessions' alone. Then idle for a moment, and measure.
 	httpClient.CloseIdleConnections()
 	time.Sleep(b.settle())
-	if r.Gateway.Idle, err = b.gatewaySnapshot(ctx, g, false); err != nil {
+	if r.Gateway.Idle, err = g.snapshot(ctx, false); err != nil {
 		return err
 	}
 	if err := g.profStop(ctx, name); err != nil {
 		return err
 	}
-	if r.Gateway.IdleAfterGC, err = b.gatewaySnapshot(ctx, g, true); err != nil {
+	if r.Gateway.IdleAfterGC, err = g.snapshot(ctx, true); err != nil {
 		return err
 	}
-	if opened := float64(r.Gateway.Opened); opened > 0 {
-		r.Gateway.RSSPerSessionKiB = (float64(r.Gateway.Idle.RSS) - float64(base.RSS)) / 1024 / opened
-		r.Gateway.RSSPerSessionAfterGCKiB = (float64(r.Gateway.IdleAfterGC.RSS) - float64(base.RSS)) / 1024 / opened
-		r.Gateway.HeapPerSessionKiB = (float64(r.Gateway.IdleAfterGC.HeapInuse) - float64(base.HeapInuse)) / 1024 / opened
-		r.Gateway.GoroutinesPerSession = float64(r.Gateway.Idle.Goroutines-base.Goroutines) / opened
-	}
-	b.logf("scale %d: gateway, %d open after %v; echo, %d keys", n, r.Gateway.Opened, ready, keys)
+	r.Gateway.perSession(r.Gateway.Opened)
+	b.logf("sessions %d: gateway, %d open after %v; echo, %d keys", n, r.Gateway.Opened, ready, keys)
 	lat, working, kerrs := echoAcross(ctx, terms, keys, b.rng)
 	r.Gateway.Echo, r.Gateway.Working, r.Gateway.EchoErrors = summarize(lat), working, errorStrings(kerrs)
 	closeAll(terms)
@@ -785,25 +820,6 @@ func (b *bench) scaleGateway(ctx context.Context, n, keys int, openTimeout time.
 		time.Sleep(100 * time.Millisecond)
 	}
 	return nil
-}
-
-// gatewaySnapshot reads a gateway process's RSS and runtime statistics,
-// after a forced garbage collection when gc is set.
-func (b *bench) gatewaySnapshot(ctx context.Context, g *gatewayProc, gc bool) (snapshot, error) {
-	if gc {
-		if err := g.gc(ctx); err != nil {
-			return snapshot{}, err
-		}
-	}
-	st, err := g.stats(ctx)
-	if err != nil {
-		return snapshot{}, err
-	}
-	rss, err := procRSS(g.pid())
-	if err != nil {
-		return snapshot{}, err
-	}
-	return snapshot{RSS: rss, Goroutines: st.Goroutines, HeapInuse: st.HeapInuse, StackInuse: st.StackInuse}, nil
 }
 
 // gatewayFailures returns the distinct reasons a gateway log gives for SSH
@@ -846,19 +862,6 @@ func errorStrings(errs []error) []string {
 	return out
 }
 
-// dumpGatewayLogs copies the end of every gateway log to w, for a failed run.
-func (b *bench) dumpGatewayLogs(w io.Writer) {
-	logs, _ := filepath.Glob(filepath.Join(b.tmp, "gateway*.log"))
-	for _, p := range logs {
-		data, err := os.ReadFile(p)
-		if err != nil {
-			continue
-		}
-		lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-		fmt.Fprintf(w, "--- last lines of %s:\n%s\n", filepath.Base(p), strings.Join(lines[max(0, len(lines)-40):], "\n"))
-	}
-}
-
 // printReport prints the table and writes the JSON file.
 func (b *bench) printReport() error {
 	b.res.Table = b.res.rows()
@@ -867,16 +870,22 @@ func (b *bench) printReport() error {
 	if n := b.res.Meta.LostOpens; n > 0 {
 		fmt.Fprintf(b.stdout, "\n(the Go client lost its engine \"open\" event %d times; replayed, see recoverLostOpen)\n", n)
 	}
-	if b.cfg.jsonPath == "" {
+	return writeJSON(b.stdout, b.cfg.jsonPath, b.res)
+}
+
+// writeJSON writes v as indented JSON to path, unless path is empty, and
+// says so on w.
+func writeJSON(w io.Writer, path string, v any) error {
+	if path == "" {
 		return nil
 	}
-	data, err := json.MarshalIndent(b.res, "", "  ")
+	data, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(b.cfg.jsonPath, append(data, '\n'), 0o644); err != nil {
+	if err := os.WriteFile(path, append(data, '\n'), 0o644); err != nil {
 		return err
 	}
-	fmt.Fprintf(b.stdout, "\nJSON written to %s\n", b.cfg.jsonPath)
+	fmt.Fprintf(w, "\nJSON written to %s\n", path)
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -22,7 +23,7 @@ type results struct {
 	Output    *outputResult    `json:"output,omitempty"`
 	Prompt    *promptResult    `json:"post_to_prompt,omitempty"`
 	Isolation *isolationResult `json:"isolation,omitempty"`
-	Scale     []scaleResult    `json:"scale,omitempty"`
+	Sessions  []sessionsResult `json:"sessions,omitempty"`
 	Table     []row            `json:"table"`
 }
 
@@ -99,7 +100,7 @@ type isolationResult struct {
 	HangEndedEarly bool `json:"hang_ended_early,omitempty"`
 }
 
-type scaleSide struct {
+type sessionsSide struct {
 	ReadySeconds float64  `json:"ready_s"`
 	Opened       int      `json:"opened"`
 	OpenErrors   []string `json:"open_errors,omitempty"`
@@ -115,22 +116,41 @@ type snapshot struct {
 	StackInuse uint64 `json:"stack_inuse_bytes"`
 }
 
-type scaleGatewaySide struct {
-	scaleSide
-	Base                    snapshot `json:"base"`
-	Idle                    snapshot `json:"idle"`
-	IdleAfterGC             snapshot `json:"idle_after_gc"`
-	RSSPerSessionKiB        float64  `json:"rss_per_session_kib"`
-	RSSPerSessionAfterGCKiB float64  `json:"rss_per_session_after_gc_kib"`
-	HeapPerSessionKiB       float64  `json:"heap_per_session_kib"`
-	GoroutinesPerSession    float64  `json:"goroutines_per_session"`
-	GoroutinesAfterClose    int      `json:"goroutines_after_close"`
+// footprint is the gateway's memory and goroutines with sessions idle,
+// against its baseline (after a GC, with one session opened and closed).
+type footprint struct {
+	Base        snapshot `json:"base"`
+	Idle        snapshot `json:"idle"`          // with the sessions idle, as found
+	IdleAfterGC snapshot `json:"idle_after_gc"` // and after runtime.GC + debug.FreeOSMemory
+	// Per session: RSS before and after the GC, heap after it, goroutines.
+	RSSPerSessionKiB        float64 `json:"rss_per_session_kib"`
+	RSSPerSessionAfterGCKiB float64 `json:"rss_per_session_after_gc_kib"`
+	HeapPerSessionKiB       float64 `json:"heap_per_session_kib"`
+	GoroutinesPerSession    float64 `json:"goroutines_per_session"`
 }
 
-type scaleResult struct {
-	N       int              `json:"n"`
-	Direct  scaleSide        `json:"direct"`
-	Gateway scaleGatewaySide `json:"gateway"`
+// perSession sets the per-session figures for n sessions.
+func (f *footprint) perSession(n int) {
+	if n <= 0 {
+		return
+	}
+	s := float64(n)
+	f.RSSPerSessionKiB = (float64(f.Idle.RSS) - float64(f.Base.RSS)) / 1024 / s
+	f.RSSPerSessionAfterGCKiB = (float64(f.IdleAfterGC.RSS) - float64(f.Base.RSS)) / 1024 / s
+	f.HeapPerSessionKiB = (float64(f.IdleAfterGC.HeapInuse) - float64(f.Base.HeapInuse)) / 1024 / s
+	f.GoroutinesPerSession = float64(f.Idle.Goroutines-f.Base.Goroutines) / s
+}
+
+type sessionsGatewaySide struct {
+	sessionsSide
+	footprint
+	GoroutinesAfterClose int `json:"goroutines_after_close"`
+}
+
+type sessionsResult struct {
+	N       int                 `json:"n"`
+	Direct  sessionsSide        `json:"direct"`
+	Gateway sessionsGatewaySide `json:"gateway"`
 }
 
 // row is one line of the table. Direct is NaN (JSON null) when there is
@@ -229,7 +249,7 @@ func (res *results) rows() []row {
 			newRow("echo p99 rise, neighbour hangs (ms)", "%.2f", nan, hRise).target("< 5", hRise < 5),
 		)
 	}
-	for _, s := range res.Scale {
+	for _, s := range res.Sessions {
 		n := s.N
 		p := func(f string) string { return fmt.Sprintf("%d sessions: %s", n, f) }
 		ready := newRow(p("all ready (s)"), "%.2f", s.Direct.ReadySeconds, s.Gateway.ReadySeconds)
@@ -294,7 +314,20 @@ func writeTable(w io.Writer, res *results) {
 		}
 		cells = append(cells, []string{r.Measure, d, fmt.Sprintf(r.format, r.Gateway), ratio, r.Target, verdict})
 	}
-	width := []int{3, 3, 3, 3, 3, 3}
+	writeCells(w, cells, 0, 4)
+}
+
+// writeCells prints cells as a Markdown table, its first row the header,
+// padded to line up in a terminal too. The columns listed in left are
+// aligned left, the others right.
+func writeCells(w io.Writer, cells [][]string, left ...int) {
+	if len(cells) == 0 {
+		return
+	}
+	width := make([]int, len(cells[0]))
+	for i := range width {
+		width[i] = 3
+	}
 	for _, c := range cells {
 		for i, s := range c {
 			width[i] = max(width[i], utf8.RuneCountInString(s))
@@ -304,7 +337,7 @@ func writeTable(w io.Writer, res *results) {
 		var b strings.Builder
 		for i, s := range c {
 			pad := strings.Repeat(" ", width[i]-utf8.RuneCountInString(s))
-			if i == 0 || i == 4 {
+			if slices.Contains(left, i) {
 				b.WriteString("| " + s + pad + " ")
 			} else {
 				b.WriteString("| " + pad + s + " ")
@@ -314,7 +347,7 @@ func writeTable(w io.Writer, res *results) {
 		if n == 0 {
 			b.Reset()
 			for i := range c {
-				if i == 0 || i == 4 {
+				if slices.Contains(left, i) {
 					b.WriteString("| " + strings.Repeat("-", width[i]) + " ")
 				} else {
 					b.WriteString("| " + strings.Repeat("-", width[i]-1) + ": ")
@@ -334,8 +367,8 @@ func collectMeta(cfg *config, nofile uint64) meta {
 		OpenFileLimit: nofile,
 		Settings: map[string]any{
 			"quick": cfg.quick, "runs": cfg.runs, "keys": cfg.keys, "output_mb": cfg.outputMB,
-			"prompts": cfg.prompts, "iso_keys": cfg.isoKeys, "scale": cfg.scale,
-			"scale_keys": cfg.scaleKeys, "ssh_timeout": cfg.sshTimeout.String(), "seed": cfg.seed,
+			"prompts": cfg.prompts, "iso_keys": cfg.isoKeys, "sessions": cfg.sessions,
+			"sessions_keys": cfg.sessionsKeys, "ssh_timeout": cfg.sshTimeout.String(), "seed": cfg.seed,
 			"profiling": cfg.profileDir != "", "gateway_env": cfg.gatewayEnv,
 		},
 	}

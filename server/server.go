@@ -52,7 +52,10 @@ type Config struct {
 	// 8 MiB).
 	MaxMessageBytes int64
 	// PingInterval and PingTimeout detect vanished browsers (defaults 10s
-	// and 10s).
+	// and 20s). Keep PingTimeout well above PingInterval: the Socket.IO
+	// engine (v3.0.6) arms a ping's timeout only after writing the ping,
+	// and a pong handled in between leaves that timeout armed, to be
+	// cleared by the next ping only if it comes first (bench/README.md).
 	PingInterval, PingTimeout time.Duration
 	// FrameAncestors lists the origins that may show the terminal page in
 	// a frame (CSP frame-ancestors sources, e.g. "'self'",
@@ -156,7 +159,7 @@ func (c *Config) setDefaults() {
 		c.PingInterval = 10 * time.Second
 	}
 	if c.PingTimeout <= 0 {
-		c.PingTimeout = 10 * time.Second
+		c.PingTimeout = 20 * time.Second
 	}
 	if c.IdleTimeout <= 0 {
 		c.IdleTimeout = 30 * time.Minute

@@ -17,12 +17,14 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	mathrand "math/rand/v2"
 	"net"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 )
@@ -47,6 +49,9 @@ type Options struct {
 	// PTYEvents, when set, receives every pty-req and window-change in
 	// arrival order; the session waits until it is received (or Close).
 	PTYEvents chan<- PTYEvent
+	// Prompt, when set, is printed when the shell starts and after every
+	// line it runs, as an interactive shell does.
+	Prompt string
 }
 
 // maxKeyboardRounds is how often the keyboard-interactive server repeats
@@ -147,6 +152,13 @@ func (s *Server) HostKey() ssh.PublicKey { return s.hostKey }
 // KeyboardAnswers returns how many keyboard-interactive rounds clients
 // have answered.
 func (s *Server) KeyboardAnswers() int32 { return s.keyboardAnswers.Load() }
+
+// Conns returns how many connections the server holds.
+func (s *Server) Conns() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
 
 // Close stops the server: it closes the listener and every connection and
 // waits for all the server's goroutines.
@@ -295,7 +307,7 @@ func (s *Server) serveSession(conn ssh.Conn, nc ssh.NewChannel) {
 			}
 			shellStarted = true
 			req.Reply(true, nil)
-			s.wg.Go(func() { shell(conn, ch, size) })
+			s.wg.Go(func() { s.shell(conn, ch, size) })
 		default:
 			req.Reply(false, nil)
 		}
@@ -307,19 +319,36 @@ func (s *Server) serveSession(conn ssh.Conn, nc ssh.NewChannel) {
 //
 //	size      prints "rows cols"
 //	flood N   writes FloodData(N)
+//	stream R  prints lines of text (see Text) at R bytes a second in ten
+//	          writes a second, or as fast as the client takes them when R
+//	          is 0, until the next input, which stops it and is dropped,
+//	          as ^C would be
 //	stderr X  writes X to the extended-data (stderr) stream
 //	probe     sends what an SSH server may send the client on its own,
 //	          each wanting a reply, and prints the outcomes (see probe)
 //	exit      sends exit-status 0 and closes the channel
 //
-// Other lines do nothing.
-func shell(conn ssh.Conn, ch ssh.Channel, size *termSize) {
+// Other lines do nothing. With Options.Prompt set, the prompt follows the
+// shell's start and every command's output.
+func (s *Server) shell(conn ssh.Conn, ch ssh.Channel, size *termSize) {
 	defer ch.Close()
+	prompt := []byte(s.opts.Prompt)
+	if _, err := ch.Write(prompt); err != nil {
+		return
+	}
 	buf := make([]byte, 4096)
 	var line, echo []byte
+	var streaming *stream
+	defer func() { streaming.stop() }()
 	for {
 		n, err := ch.Read(buf)
-		for _, b := range buf[:n] {
+		p := buf[:n]
+		if streaming != nil && n > 0 {
+			streaming.stop()
+			streaming, p = nil, nil
+			echo = append(append(echo, '\r', '\n'), prompt...)
+		}
+		for _, b := range p {
 			if b != '\r' && b != '\n' {
 				line = append(line, b)
 				echo = append(echo, b)
@@ -332,9 +361,17 @@ func shell(conn ssh.Conn, ch ssh.Channel, size *termSize) {
 			echo = echo[:0]
 			cmd := string(line)
 			line = line[:0]
-			if !runCommand(conn, ch, size, cmd) {
+			if name, arg, _ := strings.Cut(cmd, " "); name == "stream" {
+				rate, convErr := strconv.Atoi(arg)
+				if convErr == nil && rate >= 0 {
+					streaming = startStream(ch, rate)
+					break // the rest of this input is dropped
+				}
+				echo = fmt.Appendf(echo, "stream: bad rate %q\r\n", arg)
+			} else if !runCommand(conn, ch, size, cmd) {
 				return
 			}
+			echo = append(echo, prompt...)
 		}
 		if len(echo) > 0 {
 			if _, err := ch.Write(echo); err != nil {
@@ -347,6 +384,90 @@ func shell(conn ssh.Conn, ch ssh.Channel, size *termSize) {
 		}
 	}
 }
+
+// stream prints Text over and over on a channel from a goroutine of its own.
+type stream struct {
+	quit chan struct{}
+	done chan struct{}
+}
+
+// streamTick is how often a paced stream writes: ten times a second, as a
+// busy log or a build prints lines, rather than a trickle of tiny writes.
+const streamTick = 100 * time.Millisecond
+
+func startStream(w io.Writer, rate int) *stream {
+	st := &stream{quit: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(st.done)
+		text := Text()
+		off := 0
+		next := func(n int) []byte { // the next n bytes of text, cycling
+			b := make([]byte, 0, n)
+			for len(b) < n {
+				k := min(n-len(b), len(text)-off)
+				b = append(b, text[off:off+k]...)
+				off = (off + k) % len(text)
+			}
+			return b
+		}
+		var tick <-chan time.Time
+		chunk := 32 << 10
+		if rate > 0 {
+			t := time.NewTicker(streamTick)
+			defer t.Stop()
+			tick = t.C
+			chunk = max(1, rate*int(streamTick)/int(time.Second))
+		}
+		for {
+			if tick != nil {
+				select {
+				case <-tick:
+				case <-st.quit:
+					return
+				}
+			}
+			select {
+			case <-st.quit:
+				return
+			default:
+			}
+			if _, err := w.Write(next(chunk)); err != nil {
+				return
+			}
+		}
+	}()
+	return st
+}
+
+// stop ends the stream and waits until its last write has returned; safe
+// on a nil stream.
+func (st *stream) stop() {
+	if st != nil {
+		close(st.quit)
+		<-st.done
+	}
+}
+
+// Text returns the text "stream" prints: 64 KiB of lines of at most 76
+// characters ending in CRLF, as a PTY prints them, where about one
+// character in seven is multi-byte (2, 3 or 4 bytes), so that a gateway
+// that splits a character between two messages shows.
+var Text = sync.OnceValue(func() []byte {
+	rng := mathrand.New(mathrand.NewPCG(1, 2))
+	multi := []string{"é", "ß", "€", "日", "本", "𝄞", "😀"}
+	var b []byte
+	for len(b) < 64<<10 {
+		for range rng.IntN(77) {
+			if rng.IntN(7) == 0 {
+				b = append(b, multi[rng.IntN(len(multi))]...)
+			} else {
+				b = append(b, byte(0x20+rng.IntN(95)))
+			}
+		}
+		b = append(b, '\r', '\n')
+	}
+	return b
+})
 
 // runCommand runs one shell line and reports whether the shell goes on.
 func runCommand(conn ssh.Conn, ch ssh.Channel, size *termSize, cmd string) bool {

@@ -122,12 +122,17 @@ func TestProtocolDoc(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	more, err := filepath.Glob("terminal/*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files = append(files, more...)
 	events := map[string]bool{}
 	for _, f := range files {
 		if strings.HasSuffix(f, "_test.go") {
 			continue
 		}
-		for _, m := range regexp.MustCompile(`\.(?:On|emit|Emit)\("([a-z]+-[a-z-]+|resize|timeout)"`).FindAllStringSubmatch(readFile(t, f), -1) {
+		for _, m := range regexp.MustCompile(`(?:\.(?:On|emit|Emit)\(|\bon\(sock, log, )"([a-z]+-[a-z-]+|resize|timeout)"`).FindAllStringSubmatch(readFile(t, f), -1) {
 			events[m[1]] = true
 		}
 	}

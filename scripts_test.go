@@ -23,9 +23,9 @@ func TestTestScriptStopsWhenSomethingIsMissing(t *testing.T) {
 	if err := os.Chmod(bin, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	// A PATH with the few tools the script's checks use, and node, but not
-	// chromium.
-	for _, tool := range []string{"bash", "dirname", "id", "node", "npm"} {
+	// A PATH with the few tools the script's checks use, node and the
+	// services, but not chromium.
+	for _, tool := range []string{"bash", "dirname", "id", "node", "npm", "redis-server", "promtool"} {
 		p, err := exec.LookPath(tool)
 		if err != nil {
 			testdeps.Missing(t, "no "+tool+" for the script")

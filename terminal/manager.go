@@ -162,7 +162,7 @@ func (m *Manager) forget(t *Terminal) {
 
 // newFilesToken registers t under a new files token and returns it.
 func (m *Manager) newFilesToken(t *Terminal) string {
-	token := randomID()
+	token := randomString(32)
 	key := sha256.Sum256([]byte(token))
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -266,8 +266,11 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 func (m *Manager) OutputBytes() uint64 { return m.output.Load() }
 
 // randomID returns 128 random bits, URL-safe.
-func randomID() string {
-	var b [16]byte
-	rand.Read(b[:])
-	return base64.RawURLEncoding.EncodeToString(b[:])
+func randomID() string { return randomString(16) }
+
+// randomString is n random bytes, base64url: a secret when n is 32.
+func randomString(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
 }

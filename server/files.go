@@ -24,14 +24,22 @@ func (s *Server) newFileTransfers() *fileTransfers {
 		return nil
 	}
 	ft := &fileTransfers{}
-	ft.handler = files.New(files.Config{Sessions: filesSessions{s.terms}, MaxUpload: s.cfg.FilesMaxUpload, Logger: s.log})
+	ft.handler = files.New(files.Config{
+		Sessions:  filesSessions{s.terms},
+		MaxUpload: s.cfg.FilesMaxUpload,
+		Logger:    s.log,
+		Audit:     s.cfg.FilesAudit,
+	})
 	return ft
 }
 
 // routeFiles adds the /files/ routes when file transfers are on. Origins
 // are checked as for Socket.IO; the bearer token is the files package's.
+// When they are off, every method gets a 404 there (not the 405 of an
+// unknown path's POST), as if the endpoints had never existed.
 func (s *Server) routeFiles(e *echo.Group) {
 	if s.files == nil {
+		e.Any("/files/*", func(echo.Context) error { return echo.ErrNotFound })
 		return
 	}
 	h := s.files.handler

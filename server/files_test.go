@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alfresco-ssh/alfresco-ssh/files"
 	"github.com/alfresco-ssh/alfresco-ssh/internal/sshdtest"
 )
 
@@ -123,12 +124,23 @@ func TestFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := startGateway(t, Config{Files: true, AllowedOrigins: []string{"https://lab.example.com"}})
+	audited := make(chan files.Transfer, 10)
+	g := startGateway(t, Config{Files: true, AllowedOrigins: []string{"https://lab.example.com"},
+		FilesAudit: func(tr files.Transfer) { audited <- tr }})
 	one, two := openRawTerminal(t, g, sshd), openRawTerminal(t, g, sshd)
 	token1, token2 := one.token(t), two.token(t)
 	if token1 == token2 {
 		t.Fatal("two terminals got the same files token")
 	}
+	// id is the terminal of a token.
+	id := func(token string) string {
+		term, ok := g.srv.Terminals().FilesTerminal(token)
+		if !ok {
+			t.Fatalf("no terminal has the files token of connection-ready")
+		}
+		return term.ID()
+	}
+	id1, id2 := id(token1), id(token2)
 
 	t.Run("list", func(t *testing.T) {
 		status, _, body := filesRequest(t, g, "GET", "list", token1, nil, nil)
@@ -152,18 +164,44 @@ func TestFiles(t *testing.T) {
 		if status != http.StatusOK || body != "through the gateway" || !strings.HasPrefix(h.Get("Content-Disposition"), "attachment;") {
 			t.Errorf("download: got %d %q (%v), want 200 with the upload as an attachment", status, body, h)
 		}
-	})
-	t.Run("transfers are activity", func(t *testing.T) {
-		before := make(map[string]time.Time)
-		for _, info := range g.srv.Terminals().List() {
-			before[info.ID] = info.Active
+		// Each transfer is audited once it has ended, as its terminal's.
+		for _, want := range []files.Transfer{
+			{Session: id1, Direction: "upload", Path: dir + "/files-test.txt", Bytes: 19, Result: "ok"},
+			{Session: id2, Direction: "download", Path: dir + "/files-test.txt", Bytes: 19, Result: "ok"},
+		} {
+			select {
+			case got := <-audited:
+				if got.Started.IsZero() || got.Duration <= 0 {
+					t.Errorf("audited %+v: want its start and duration", got)
+				}
+				got.Started, got.Duration = time.Time{}, 0
+				if got != want {
+					t.Errorf("audited %+v, want %+v", got, want)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("no audit of %+v", want)
+			}
 		}
-		time.Sleep(2 * time.Millisecond) // a later clock reading
-		filesRequest(t, g, "GET", "download?path="+u.HomeDir+"/.bashrc", token1, nil, nil)
-		filesRequest(t, g, "GET", "download?path="+u.HomeDir+"/.bashrc", token2, nil, nil)
-		for _, info := range g.srv.Terminals().List() {
-			if at := before[info.ID]; !info.Active.After(at) {
-				t.Errorf("terminal %s: last activity %v after a download, want later than %v", info.ID, info.Active, at)
+	})
+	t.Run("a token is its terminal's", func(t *testing.T) {
+		// The shells are quiet by now: only the transfers are activity.
+		for _, tt := range []struct{ token, used, idle string }{{token1, id1, id2}, {token2, id2, id1}} {
+			before := make(map[string]time.Time)
+			for _, info := range g.srv.Terminals().List() {
+				before[info.ID] = info.Active
+			}
+			time.Sleep(2 * time.Millisecond) // a later clock reading
+			filesRequest(t, g, "GET", "download?path="+u.HomeDir+"/.bashrc", tt.token, nil, nil)
+			select {
+			case <-audited: // the download has ended
+			case <-time.After(10 * time.Second):
+				t.Fatal("the download was not audited")
+			}
+			for _, info := range g.srv.Terminals().List() {
+				if moved := info.Active.After(before[info.ID]); moved != (info.ID == tt.used) {
+					t.Errorf("download with the token of %s: terminal %s active %v -> %v, want only %s active",
+						tt.used, info.ID, before[info.ID], info.Active, tt.used)
+				}
 			}
 		}
 	})
@@ -222,10 +260,52 @@ func TestFilesOff(t *testing.T) {
 	if _, ok := term.ready["files_token"]; ok || term.ready["ready"] != true {
 		t.Errorf("connection-ready: got %v, want {ready: true} alone", term.ready)
 	}
-	for _, endpoint := range []string{"list", "download", "upload"} {
-		if status, _, body := filesRequest(t, g, "GET", endpoint, "", nil, nil); status != http.StatusNotFound {
-			t.Errorf("GET /files/%s: got %d %s, want 404", endpoint, status, body)
+	for _, r := range []struct{ method, endpoint string }{
+		{"GET", "list"}, {"GET", "download"}, {"HEAD", "download"}, {"POST", "upload"}, {"OPTIONS", "upload"},
+	} {
+		if status, _, body := filesRequest(t, g, r.method, r.endpoint, "", nil, http.Header{"Origin": {g.url}}); status != http.StatusNotFound {
+			t.Errorf("%s /files/%s: got %d %s, want 404", r.method, r.endpoint, status, body)
 		}
 	}
 	term.exit(t)
+}
+
+// TestFilesBasePath: the /files/ routes move under --base-path.
+func TestFilesBasePath(t *testing.T) {
+	s := newTestServer(t, Config{Files: true, BasePath: "/lab/terminal"})
+	for path, status := range map[string]int{"/lab/terminal/files/list": 401, "/files/list": 404} {
+		if res, _, body := do(t, s, getReq(path)); res.StatusCode != status {
+			t.Errorf("GET %s: got %d %q, want %d", path, res.StatusCode, body, status)
+		}
+	}
+}
+
+// TestFilesIdle: an upload counts as activity for the idle timeout, and
+// the timer runs on once it is over.
+func TestFilesIdle(t *testing.T) {
+	sshd := sshdtest.Start(t)
+	const idle = time.Second
+	g := startGateway(t, Config{Files: true, IdleTimeout: idle})
+	term := openRawTerminal(t, g, sshd)
+	// An upload that lasts three idle timeouts, its body trickling in.
+	pr, pw := io.Pipe()
+	mw := multipart.NewWriter(pw)
+	go func() {
+		part, err := mw.CreateFormFile("file", "slow.txt")
+		for end := time.Now().Add(3 * idle); err == nil && time.Now().Before(end); time.Sleep(idle / 10) {
+			_, err = io.WriteString(part, "a line every tenth of the idle timeout\n")
+		}
+		if err == nil {
+			err = mw.Close()
+		}
+		pw.CloseWithError(err)
+	}()
+	status, _, body := filesRequest(t, g, "POST", "upload?path="+sshd.UserDir(t), term.token(t), pr,
+		http.Header{"Content-Type": {mw.FormDataContentType()}})
+	if status != http.StatusOK {
+		t.Fatalf("upload over three idle timeouts: got %d %s, want 200 (the terminal kept alive)", status, body)
+	}
+	// The idle terminal ends: the server's DISCONNECT, within the
+	// connection's deadline.
+	term.until(t, func(p string) bool { return p == "41/ssh," || p == "41/ssh" })
 }

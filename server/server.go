@@ -25,6 +25,7 @@ import (
 	"github.com/zishang520/socket.io/servers/socket/v3"
 
 	"github.com/alfresco-ssh/alfresco-ssh/credstore"
+	"github.com/alfresco-ssh/alfresco-ssh/files"
 	"github.com/alfresco-ssh/alfresco-ssh/policy"
 	"github.com/alfresco-ssh/alfresco-ssh/sshbridge"
 	"github.com/alfresco-ssh/alfresco-ssh/terminal"
@@ -109,9 +110,11 @@ type Config struct {
 	// Files turns on file transfers over SFTP on each terminal's SSH
 	// connection: connection-ready carries a files token and /files/
 	// serves them (main's --files, on by default). FilesMaxUpload bounds
-	// an uploaded file in bytes; 0 means no limit.
+	// an uploaded file in bytes; 0 means no limit. FilesAudit, when set,
+	// is called with every finished transfer (the audit log).
 	Files          bool
 	FilesMaxUpload int64
+	FilesAudit     func(files.Transfer)
 	// PageCSP is the Content-Security-Policy of the terminal page; empty
 	// means a strict policy for the embedded page and none for a custom
 	// template (a Flask page may load scripts from CDNs).

@@ -355,6 +355,20 @@ func TestUpload(t *testing.T) {
 			t.Errorf("replaced file: got %q, mode %v, %v; want \"new\", mode -rwxr-x--x", got, fi.Mode(), err)
 		}
 	})
+	t.Run("logged and audited, never the contents", func(t *testing.T) {
+		const contents = "contents-never-logged-7f3a"
+		decode[uploadAnswer](t, g.upload(t, token, g.dir, upload{"logged file.txt", strings.NewReader(contents)}), http.StatusOK)
+		target := path.Join(g.dir, "logged file.txt")
+		line := fmt.Sprintf(`msg="file transfer" session=t1 direction=upload path=%q bytes=%d result=ok duration=`, target, len(contents))
+		if logs := g.logs.String(); !strings.Contains(logs, line) || strings.Contains(logs, contents) {
+			t.Errorf("logs: want a line with %s and never the contents; got:\n%s", line, logs)
+		}
+		trs := g.transfers()
+		if tr := trs[len(trs)-1]; tr.Session != "t1" || tr.Direction != "upload" || tr.Path != target ||
+			tr.Bytes != int64(len(contents)) || tr.Result != "ok" || tr.Started.IsZero() || tr.Duration <= 0 {
+			t.Errorf("audited %+v, want t1's upload of %s, %d bytes, ok, with its start and duration", tr, target, len(contents))
+		}
+	})
 	t.Run("empty file", func(t *testing.T) {
 		decode[uploadAnswer](t, g.upload(t, token, g.dir, upload{"empty", strings.NewReader("")}), http.StatusOK)
 		if fi, err := os.Stat(filepath.Join(g.dir, "empty")); err != nil || fi.Size() != 0 {

@@ -547,22 +547,31 @@
 
   // ---- the session --------------------------------------------------------------
 
-  alfresco.socket.on("connection-ready", function (payload) {
-    if (payload && typeof payload.files_token === "string") {
-      token = payload.files_token;
-      if (isOpen()) {
-        show(cwd || "");
-      }
+  // The token comes with each "ready" of terminal.js (again after a
+  // resume) and stays valid while the page reconnects: the gateway keeps a
+  // detached session, so transfers and the panel go on meanwhile. It goes
+  // when the session has ended.
+  function ready(filesToken) {
+    token = filesToken || null;
+    if (token && isOpen()) {
+      show(cwd || "");
     }
-  });
-  alfresco.socket.on("disconnect", function () {
+  }
+  function over() {
     token = null;
     ended = true;
     toggleButton.classList.add("files-ended");
     if (isOpen()) {
       showError(unavailable());
     }
-  });
+  }
+  alfresco.events.addEventListener("ready", function (ev) { ready(ev.detail.filesToken); });
+  alfresco.events.addEventListener("ended", over);
+  if (alfresco.state === "ready") {
+    ready(alfresco.filesToken);
+  } else if (alfresco.state === "ended") {
+    over();
+  }
 
   alfresco.files = { toggle: toggle, show: show, upload: upload };
 })();

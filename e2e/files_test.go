@@ -159,6 +159,7 @@ func TestBrowserFiles(t *testing.T) {
 	const chosenSize = 200 << 20
 	chosen := filepath.Join(processDir(t), "chosen 200MB.bin")
 	writePattern(t, chosen, chosenSize, 7)
+	chosenSHA := fileSHA256(t, chosen)
 	tab := newPage(t, pageOptions{Width: 1200, Height: 700})
 	openTerminal(t, tab, g.url+"/?connection="+g.createCredentials(t, login(sshd)))
 	// in is the tab for a subtest, failing that subtest.
@@ -218,7 +219,7 @@ func TestBrowserFiles(t *testing.T) {
 			t.Fatal(err)
 		}
 		p.waitTransfer("chosen 200MB.bin", transferTimeout)
-		if got, want := fileSHA256(t, filepath.Join(dir, "chosen 200MB.bin")), sha256Of(t, pattern(chosenSize, 7)); got != want {
+		if got, want := fileSHA256(t, filepath.Join(dir, "chosen 200MB.bin")), chosenSHA; got != want {
 			t.Errorf("uploaded file: got sha256 %s, want %s", got, want)
 		}
 		p.waitFor("the upload in the listing", `() => document.querySelector(".files-entry[data-name='chosen 200MB.bin']")`, nil)
@@ -289,7 +290,7 @@ func TestBrowserFiles(t *testing.T) {
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
-		if got, want := fileSHA256(t, filepath.Join(dir, "chosen 200MB.bin")), sha256Of(t, pattern(chosenSize, 7)); got != want {
+		if got, want := fileSHA256(t, filepath.Join(dir, "chosen 200MB.bin")), chosenSHA; got != want {
 			t.Errorf("file after a cancelled upload over it: got sha256 %s, want the earlier %s", got, want)
 		}
 		p.eval(`() => window.alfresco.files.toggle(false)`, nil, nil) // the keyboard back to the terminal

@@ -9,6 +9,7 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
+	"net/url"
 	"os"
 	"path"
 	"path/filepath"
@@ -527,4 +528,64 @@ func TestLargeTransfers(t *testing.T) {
 	if got := digest(t, resp.Body); got != want {
 		t.Errorf("download: got sha256 %s, want %s", got, want)
 	}
+}
+
+// TestSessionEndStopsTransfers ends a terminal during a download and an
+// upload: both stop and are audited as failed.
+func TestSessionEndStopsTransfers(t *testing.T) {
+	g := newGateway(t, files.Config{})
+	_, token, end := g.terminal(t, "t1")
+	p := g.writeContent(t, "big", 32<<20, 6)
+	down := g.request(t, "GET", "download", token, p, nil, nil)
+	if down.StatusCode != http.StatusOK {
+		t.Fatalf("download: got %d, want 200", down.StatusCode)
+	}
+	// An upload whose body comes slowly, so that it is running at the end.
+	pr, pw := io.Pipe()
+	body, ct := multipartBody(upload{"slow.bin", pr})
+	answer := make(chan *http.Response, 1)
+	go func() { // ends when the gateway answers; the cleanup closes pw
+		req, _ := http.NewRequest("POST", g.url+"/files/upload?path="+url.QueryEscape(g.dir), body)
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", ct)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			resp = &http.Response{StatusCode: -1, Body: http.NoBody}
+		}
+		answer <- resp
+	}()
+	t.Cleanup(func() { pw.Close() })
+	if _, err := pw.Write(make([]byte, 1<<20)); err != nil {
+		t.Fatal(err)
+	}
+	for len(leftovers(t, g.dir)) == 0 { // the temporary file exists: the upload runs
+		time.Sleep(10 * time.Millisecond)
+	}
+	end()
+	go io.Copy(pw, newContent(1<<30, 7)) // the client goes on sending until the answer; ends when the cleanup closes pw
+
+	if n, err := io.Copy(io.Discard, down.Body); err == nil && n == 32<<20 {
+		t.Errorf("download after the terminal ended: got all %d bytes, want it cut", n)
+	}
+	select {
+	case resp := <-answer:
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadGateway {
+			t.Errorf("upload after the terminal ended: got %d, want 502", resp.StatusCode)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("the upload did not end with the terminal")
+	}
+	for range 2 {
+		select {
+		case tr := <-g.audited:
+			if tr.Result == "ok" {
+				t.Errorf("audited %+v, want a failed %s", tr, tr.Direction)
+			}
+		case <-time.After(waitTimeout):
+			t.Fatal("a transfer of the ended terminal was not audited")
+		}
+	}
+	// The upload's temporary file stays: the connection that could remove
+	// it is gone (PROTOCOL.md says so; the panel hides such files).
 }

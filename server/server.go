@@ -110,17 +110,17 @@ type Config struct {
 	// Files turns on file transfers over SFTP on each terminal's SSH
 	// connection: connection-ready carries a files token and /files/
 	// serves them (main's --files, on by default). FilesMaxUpload bounds
-	// an uploaded file in bytes; 0 means no limit. FilesAudit, when set,
-	// is called with every finished transfer (the audit log).
+	// an uploaded file in bytes; 0 means no limit.
 	Files          bool
 	FilesMaxUpload int64
-	FilesAudit     func(files.Transfer)
 	// PageCSP is the Content-Security-Policy of the terminal page; empty
 	// means a strict policy for the embedded page and none for a custom
 	// template (a Flask page may load scripts from CDNs).
 	PageCSP string
 	// Observers are told about every terminal (metrics, audit).
 	Observers []terminal.Observer
+	// FilesAudit, when set, is told about every finished file transfer.
+	FilesAudit func(files.Transfer)
 	// Store keeps credentials until a terminal uses them; nil means a
 	// memory store built from CredentialsKey, CredentialsTTL and
 	// MaxCredentials. The server closes it on Shutdown.

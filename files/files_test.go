@@ -490,15 +490,12 @@ func TestTransferLimit(t *testing.T) {
 	if resp := g.request(t, "GET", "download", other, p, nil, http.Header{"Range": {"bytes=0-0"}}); resp.StatusCode != http.StatusPartialContent {
 		t.Errorf("download of another terminal: got %d, want 206", resp.StatusCode)
 	}
-	<-g.audited // the other terminal's
+	if tr := g.nextAudit(t); tr.Session != "t2" {
+		t.Fatalf("audited %+v, want t2's download", tr)
+	}
 	held[0].Body.Close()
-	select {
-	case tr := <-g.audited: // recorded once its slot is free
-		if tr.Session != "t1" || tr.Result != "interrupted by the client" {
-			t.Errorf("audited %+v, want t1's download interrupted by the client", tr)
-		}
-	case <-time.After(waitTimeout):
-		t.Fatal("the closed download did not end")
+	if tr := g.nextAudit(t); tr.Session != "t1" || tr.Result != "interrupted by the client" { // recorded once its slot is free
+		t.Errorf("audited %+v, want t1's download interrupted by the client", tr)
 	}
 	if resp := g.request(t, "GET", "download", token, p, nil, http.Header{"Range": {"bytes=0-0"}}); resp.StatusCode != http.StatusPartialContent {
 		t.Errorf("download after one of four ended: got %d, want 206", resp.StatusCode)
@@ -558,8 +555,10 @@ func TestSessionEndStopsTransfers(t *testing.T) {
 	if _, err := pw.Write(make([]byte, 1<<20)); err != nil {
 		t.Fatal(err)
 	}
-	for len(leftovers(t, g.dir)) == 0 { // the temporary file exists: the upload runs
-		time.Sleep(10 * time.Millisecond)
+	for deadline := time.Now().Add(waitTimeout); len(leftovers(t, g.dir)) == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) { // the temporary file exists once the upload runs
+			t.Fatal("the upload did not start")
+		}
 	}
 	end()
 	go io.Copy(pw, newContent(1<<30, 7)) // the client goes on sending until the answer; ends when the cleanup closes pw
@@ -577,13 +576,8 @@ func TestSessionEndStopsTransfers(t *testing.T) {
 		t.Fatal("the upload did not end with the terminal")
 	}
 	for range 2 {
-		select {
-		case tr := <-g.audited:
-			if tr.Result == "ok" {
-				t.Errorf("audited %+v, want a failed %s", tr, tr.Direction)
-			}
-		case <-time.After(waitTimeout):
-			t.Fatal("a transfer of the ended terminal was not audited")
+		if tr := g.nextAudit(t); tr.Result == "ok" {
+			t.Errorf("audited %+v, want a failed %s", tr, tr.Direction)
 		}
 	}
 	// The upload's temporary file stays: the connection that could remove

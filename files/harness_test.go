@@ -202,6 +202,18 @@ func (g *gateway) mkdir(t *testing.T, name string) string {
 	return p
 }
 
+// nextAudit waits for the next audited transfer.
+func (g *gateway) nextAudit(t *testing.T) files.Transfer {
+	t.Helper()
+	select {
+	case tr := <-g.audited:
+		return tr
+	case <-time.After(waitTimeout):
+		t.Fatal("no transfer was audited")
+		return files.Transfer{}
+	}
+}
+
 // transfers returns the audited transfers so far.
 func (g *gateway) transfers() []files.Transfer {
 	g.mu.Lock()

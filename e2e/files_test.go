@@ -179,6 +179,11 @@ func TestBrowserFiles(t *testing.T) {
 		if err := os.Mkdir(filepath.Join(dir, "sub"), 0o755); err != nil {
 			t.Fatal(err)
 		}
+		// The page shows dates in the browser's time zone, the machine's.
+		mtime := time.Date(2024, 5, 6, 7, 8, 9, 0, time.Local)
+		if err := os.Chtimes(filepath.Join(dir, "notes.txt"), mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
 		p.openPanel("")
 		p.waitFor("the home directory listed", `(name) => document.querySelector(".files-entry[data-name='`+filepath.Base(dir)+`']")`, nil)
 		p.click(".files-entry[data-name='" + filepath.Base(dir) + "']")
@@ -187,6 +192,11 @@ func TestBrowserFiles(t *testing.T) {
 		p.eval(entriesJS, nil, &entries)
 		if want := []string{".. dir ", "sub dir ", "b.bin file 2.9 KiB", "notes.txt file 5 B"}; strings.Join(entries, "|") != strings.Join(want, "|") {
 			t.Errorf("entries: got %q, want %q", entries, want)
+		}
+		var date string
+		p.eval(`() => document.querySelector(".files-entry[data-name='notes.txt'] .files-date").textContent`, nil, &date)
+		if want := mtime.Format("2006-01-02 15:04"); date != want {
+			t.Errorf("date of notes.txt: got %q, want %q", date, want)
 		}
 		p.click(".files-entry[data-name='sub']")
 		p.waitFor("the subdirectory listed", `(dir) => document.querySelector(".files-path").title === dir`, dir+"/sub")

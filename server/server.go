@@ -25,6 +25,7 @@ import (
 	"github.com/zishang520/socket.io/servers/socket/v3"
 
 	"github.com/alfresco-ssh/alfresco-ssh/credstore"
+	"github.com/alfresco-ssh/alfresco-ssh/files"
 	"github.com/alfresco-ssh/alfresco-ssh/policy"
 	"github.com/alfresco-ssh/alfresco-ssh/sshbridge"
 	"github.com/alfresco-ssh/alfresco-ssh/terminal"
@@ -118,6 +119,8 @@ type Config struct {
 	PageCSP string
 	// Observers are told about every terminal (metrics, audit).
 	Observers []terminal.Observer
+	// FilesAudit, when set, is told about every finished file transfer.
+	FilesAudit func(files.Transfer)
 	// Store keeps credentials until a terminal uses them; nil means a
 	// memory store built from CredentialsKey, CredentialsTTL and
 	// MaxCredentials. The server closes it on Shutdown.

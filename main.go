@@ -211,6 +211,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if o.allowedHosts == "" {
 		cfg.AllowedHosts = loopbackHosts(ln.Addr())
 	}
+	ops.openRegistry(&cfg, store, ln.Addr())
 	srv, err := server.New(cfg)
 	if err != nil {
 		ln.Close()
@@ -412,6 +413,7 @@ func (o *options) config(getenv func(string) string) (server.Config, string, err
 		return cfg, "", errors.New("--page-csp must be one line")
 	}
 	cfg.PageCSP = o.pageCSP
+	cfg.AdminToken = o.adminToken
 	if k := getenv("CREDENTIALS_KEY"); k != "" {
 		key, err := parseFernetKey(k)
 		if err != nil {

@@ -4,14 +4,17 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
 	"github.com/alfresco-ssh/alfresco-ssh/audit"
 	"github.com/alfresco-ssh/alfresco-ssh/credstore"
 	"github.com/alfresco-ssh/alfresco-ssh/metrics"
+	"github.com/alfresco-ssh/alfresco-ssh/registry"
 	"github.com/alfresco-ssh/alfresco-ssh/server"
 	"github.com/alfresco-ssh/alfresco-ssh/terminal"
 )
@@ -23,6 +26,8 @@ type operations struct {
 	metrics                  *metrics.Metrics // nil without --metrics-addr
 	audit                    *audit.Log       // nil without --audit-log
 	auditObserver            *audit.Observer
+	registry                 *registry.Redis // nil unless --admin-token with a Redis store
+	stopRegistry             func()          // ends registry.Run and waits for it; safe to call twice
 	drainGrace, drainTimeout time.Duration
 }
 
@@ -51,9 +56,37 @@ func (o *options) openOperations(cfg *server.Config, store server.CredentialStor
 	return ops, nil
 }
 
+// openRegistry makes the admin endpoints list and end the sessions of
+// every node when the credential store is Redis: each node publishes its
+// own there, under the name host:port.
+func (ops *operations) openRegistry(cfg *server.Config, store server.CredentialStore, addr net.Addr) {
+	host, _ := os.Hostname()
+	cfg.Node = net.JoinHostPort(host, strconv.Itoa(addr.(*net.TCPAddr).Port))
+	r, ok := store.(*credstore.Redis)
+	if !ok || cfg.AdminToken == "" {
+		return
+	}
+	ops.registry = registry.NewRedis(r.Client(), cfg.Node, ops.log)
+	cfg.Admin = ops.registry
+	cfg.Observers = append(cfg.Observers, ops.registry)
+}
+
 // attach connects the operations to the server's terminals.
 func (ops *operations) attach(srv *server.Server) {
 	terms := srv.Terminals()
+	ops.stopRegistry = func() {}
+	if ops.registry != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			ops.registry.Run(ctx, terms)
+			close(done)
+		}()
+		ops.stopRegistry = func() {
+			cancel()
+			<-done
+		}
+	}
 	if ops.metrics != nil {
 		ops.metrics.CountBytes(terms.InputBytes, terms.OutputBytes)
 	}
@@ -68,7 +101,11 @@ func (ops *operations) attach(srv *server.Server) {
 	}
 }
 
+// close ends what attach started and closes the audit log.
 func (ops *operations) close() {
+	if ops.stopRegistry != nil {
+		ops.stopRegistry()
+	}
 	if ops.audit != nil {
 		ops.audit.Close()
 	}
@@ -85,6 +122,7 @@ func (ops *operations) serveUntilStopped(ctx context.Context, srv *server.Server
 	var drained chan struct{} // closed when a drain is over; nil before SIGTERM
 	stop := func() error {
 		ops.log.Info("shutting down")
+		ops.stopRegistry() // before the store's client closes
 		sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 		defer cancel()
 		err := srv.Shutdown(sctx)

@@ -197,6 +197,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		// Creations count across every node sharing the Redis.
 		cfg.Limits.Creates = redislimit.NewRate(r.Client(), "create", o.createRate, time.Minute)
 	}
+	if r, ok := store.(*credstore.Redis); ok && o.authFailures > 0 {
+		// So do failed logins; the back-off is the in-memory one's (10
+		// minutes, 30 s doubling to 15 min), and a reservation lasts at
+		// most a login.
+		cfg.Limits.Logins = redislimit.NewLogin(r.Client(), o.authFailures, 10*time.Minute, 30*time.Second, 15*time.Minute, o.sshTimeout+30*time.Second)
+	}
 	ops, err := o.openOperations(&cfg, store, log)
 	if err != nil {
 		store.Close()

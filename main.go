@@ -203,7 +203,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		// most a login.
 		cfg.Limits.Logins = redislimit.NewLogin(r.Client(), o.authFailures, 10*time.Minute, 30*time.Second, 15*time.Minute, o.sshTimeout+30*time.Second)
 	}
-	ops, err := o.openOperations(&cfg, store, log)
+	ops, err := o.openOperations(&cfg, store, log, stderr)
 	if err != nil {
 		store.Close()
 		return err
@@ -467,7 +467,8 @@ func loopbackHosts(a net.Addr) []string {
 	return []string{"localhost:" + port, "127.0.0.1:" + port, "[::1]:" + port}
 }
 
-// checkOperations validates --store, --transports and --base-path into cfg.
+// checkOperations validates --store, --transports, --base-path and the
+// drain durations into cfg.
 func (o *options) checkOperations(cfg *server.Config) error {
 	if o.store != "memory" {
 		u, err := url.Parse(o.store)
@@ -492,6 +493,9 @@ func (o *options) checkOperations(cfg *server.Config) error {
 		return fmt.Errorf("--base-path must be a path like /lab/terminal (letters, digits, -._~), got %q", o.basePath)
 	}
 	cfg.BasePath = base
+	if o.drainGrace < 0 || o.drainTimeout < 0 {
+		return errors.New("--drain-grace and --drain-timeout must not be negative")
+	}
 	return nil
 }
 

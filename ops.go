@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -31,9 +32,9 @@ type operations struct {
 	drainGrace, drainTimeout time.Duration
 }
 
-// openOperations opens the metrics and the audit log and makes them
-// observers of the terminals in cfg.
-func (o *options) openOperations(cfg *server.Config, store server.CredentialStore, log *slog.Logger) (*operations, error) {
+// openOperations opens the metrics and the audit log (on stderr for "-")
+// and makes them observers of the terminals in cfg.
+func (o *options) openOperations(cfg *server.Config, store server.CredentialStore, log *slog.Logger, stderr io.Writer) (*operations, error) {
 	ops := &operations{log: log, drainGrace: min(o.drainGrace, o.drainTimeout), drainTimeout: o.drainTimeout}
 	if o.metricsAddr != "" {
 		ops.metrics = metrics.New(version)
@@ -44,7 +45,7 @@ func (o *options) openOperations(cfg *server.Config, store server.CredentialStor
 		}
 	}
 	if o.auditLog != "" {
-		l, err := audit.Open(o.auditLog, os.Stderr)
+		l, err := audit.Open(o.auditLog, stderr)
 		if err != nil {
 			return nil, fmt.Errorf("--audit-log: %w", err)
 		}

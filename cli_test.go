@@ -26,11 +26,11 @@ import (
 const asMainEnv = "BE_ALFRESCO_SSH"
 
 // mainCommand is the program as a process, with a clean environment plus
-// env; it gets SIGTERM when the test ends.
+// env; it gets SIGINT (stop at once) when the test ends.
 func mainCommand(t *testing.T, env []string, args ...string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.CommandContext(t.Context(), os.Args[0], args...)
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGINT) }
 	cmd.WaitDelay = 15 * time.Second // past the program's own shutdown bound
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, envPrefix) && !strings.HasPrefix(kv, "CREDENTIALS_KEY=") {
@@ -229,7 +229,7 @@ func TestFileLimitAtStartUp(t *testing.T) {
 }
 
 // startMain starts the program and returns its log up to the "listening"
-// line; the program is stopped with SIGTERM at the end of the test and
+// line; the program is stopped with SIGINT at the end of the test and
 // must then exit cleanly.
 func startMain(t *testing.T, cmd *exec.Cmd) string {
 	t.Helper()
@@ -242,7 +242,7 @@ func startMain(t *testing.T, cmd *exec.Cmd) string {
 	}
 	var rest syncbuf.Buffer
 	copied := make(chan struct{})
-	t.Cleanup(func() { // after t.Context's end has sent SIGTERM
+	t.Cleanup(func() { // after t.Context's end has sent SIGINT
 		<-copied
 		// Wait reports the context's end even when the program exited 0.
 		if err := cmd.Wait(); !cmd.ProcessState.Success() {

@@ -22,12 +22,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/alfresco-ssh/alfresco-ssh/credstore"
 	"github.com/alfresco-ssh/alfresco-ssh/internal/gcfloor"
-	"github.com/alfresco-ssh/alfresco-ssh/metrics"
 	"github.com/alfresco-ssh/alfresco-ssh/policy"
 	"github.com/alfresco-ssh/alfresco-ssh/redislimit"
 	"github.com/alfresco-ssh/alfresco-ssh/server"
@@ -41,7 +39,8 @@ var assets embed.FS
 const shutdownTimeout = 10 * time.Second
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// SIGINT stops at once; run drains on SIGTERM (see serveUntilStopped).
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
 		stop()
@@ -61,6 +60,8 @@ type options struct {
 	tlsCert, tlsKey                      string
 	store, metricsAddr                   string
 	transports, basePath                 string
+	auditLog, adminToken                 string
+	drainGrace, drainTimeout             time.Duration
 	maxSessions, maxPerClient            int
 	createRate, authFailures             int
 	clientPrefixV4, clientPrefixV6       int
@@ -144,6 +145,10 @@ func (o *options) flagSet() *flag.FlagSet {
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://`ADDR`/metrics, a listener of its own (e.g. 127.0.0.1:9100); empty: off")
 	fs.StringVar(&o.transports, "transports", "polling,websocket", `Socket.IO transports accepted, comma-separated: "polling,websocket", or "websocket" alone behind a balancer without stickiness`)
 	fs.StringVar(&o.basePath, "base-path", "", "serve every route under this path `prefix` (e.g. /lab/terminal), for a reverse proxy that forwards a sub-path")
+	fs.StringVar(&o.auditLog, "audit-log", "", "append the audit log (one JSON line per session start, end, failed start and file transfer) to this `file`, reopened on SIGHUP; \"-\" writes it to stderr; empty: off")
+	fs.DurationVar(&o.drainGrace, "drain-grace", 5*time.Second, "on SIGTERM, keep taking new sessions this long while /readyz tells the balancer to stop sending them")
+	fs.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, let live terminals run on this long (from the signal) before they are closed")
+	fs.StringVar(&o.adminToken, "admin-token", "", "token required as \"Authorization: Bearer <token>\" on /admin/sessions, which lists and ends sessions (prefer ALFRESCO_SSH_ADMIN_TOKEN); empty: no admin endpoints")
 	fs.BoolVar(&o.files, "files", true, "file transfers over SFTP on each terminal's own SSH connection: a file panel in the page and the /files/ endpoints")
 	fs.Int64Var(&o.filesMaxUpload, "files-max-upload", 0, "largest file an upload may hold, in bytes, then 413 (0: no limit)")
 	fs.StringVar(&o.trustedProxies, "trusted-proxies", "", "comma-separated IPs/CIDRs of reverse proxies whose X-Forwarded-* headers are trusted")
@@ -192,14 +197,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		// Creations count across every node sharing the Redis.
 		cfg.Limits.Creates = redislimit.NewRate(r.Client(), "create", o.createRate, time.Minute)
 	}
-	var mx *metrics.Metrics
-	if o.metricsAddr != "" {
-		mx = metrics.New(version)
-		cfg.Requests = mx
-		if mem, ok := store.(*credstore.Memory); ok {
-			mx.CountPending(mem.Len)
-		}
+	if r, ok := store.(*credstore.Redis); ok && o.authFailures > 0 {
+		// So do failed logins; the back-off is the in-memory one's (10
+		// minutes, 30 s doubling to 15 min), and a reservation lasts at
+		// most a login.
+		cfg.Limits.Logins = redislimit.NewLogin(r.Client(), o.authFailures, 10*time.Minute, 30*time.Second, 15*time.Minute, o.sshTimeout+30*time.Second)
 	}
+	ops, err := o.openOperations(&cfg, store, log, stderr)
+	if err != nil {
+		store.Close()
+		return err
+	}
+	defer ops.close()
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		store.Close()
@@ -208,6 +217,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if o.allowedHosts == "" {
 		cfg.AllowedHosts = loopbackHosts(ln.Addr())
 	}
+	ops.openRegistry(&cfg, store, ln.Addr())
 	srv, err := server.New(cfg)
 	if err != nil {
 		ln.Close()
@@ -215,6 +225,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer gcfloor.Start(uint64(o.gcFloorMiB)<<20, srv.OutputBytes)()
+	ops.attach(srv)
 	scheme := "http"
 	if cfg.TLSCertFile != "" {
 		scheme = "https"
@@ -231,8 +242,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		log.Info("credential store", "store", "redis", "addr", redactURL(o.store))
 	}
 	var metricsSrv *http.Server
-	metricsErr := make(chan error, 1)
-	if mx != nil {
+	metricsErr, metricsDone := make(chan error, 1), make(chan struct{})
+	if ops.metrics != nil {
 		mln, err := net.Listen("tcp", o.metricsAddr)
 		if err != nil {
 			ln.Close()
@@ -241,30 +252,24 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		log.Info("metrics listening", "addr", mln.Addr().String())
 		mux := http.NewServeMux()
-		mux.Handle("GET /metrics", mx.Handler())
+		mux.Handle("GET /metrics", ops.metrics.Handler())
 		metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-		go func() { metricsErr <- metricsSrv.Serve(mln) }()
+		go func() {
+			if err := metricsSrv.Serve(mln); !errors.Is(err, http.ErrServerClosed) {
+				metricsErr <- err
+			}
+			close(metricsDone)
+		}()
 	}
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	select {
-	case err := <-serveErr:
-		return err
-	case err := <-metricsErr:
-		return fmt.Errorf("metrics: %w", err)
-	case <-ctx.Done():
-	}
-	log.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-	defer cancel()
-	err = srv.Shutdown(sctx)
-	if serr := <-serveErr; err == nil {
-		err = serr
-	}
+	err = ops.serveUntilStopped(ctx, srv, serveErr, metricsErr)
 	if metricsSrv != nil {
-		metricsSrv.Shutdown(sctx)
-		<-metricsErr
+		mctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		metricsSrv.Shutdown(mctx)
+		<-metricsDone
 	}
 	return err
 }
@@ -414,6 +419,7 @@ func (o *options) config(getenv func(string) string) (server.Config, string, err
 		return cfg, "", errors.New("--page-csp must be one line")
 	}
 	cfg.PageCSP = o.pageCSP
+	cfg.AdminToken = o.adminToken
 	if k := getenv("CREDENTIALS_KEY"); k != "" {
 		key, err := parseFernetKey(k)
 		if err != nil {
@@ -461,7 +467,8 @@ func loopbackHosts(a net.Addr) []string {
 	return []string{"localhost:" + port, "127.0.0.1:" + port, "[::1]:" + port}
 }
 
-// checkOperations validates --store, --transports and --base-path into cfg.
+// checkOperations validates --store, --transports, --base-path and the
+// drain durations into cfg.
 func (o *options) checkOperations(cfg *server.Config) error {
 	if o.store != "memory" {
 		u, err := url.Parse(o.store)
@@ -486,6 +493,9 @@ func (o *options) checkOperations(cfg *server.Config) error {
 		return fmt.Errorf("--base-path must be a path like /lab/terminal (letters, digits, -._~), got %q", o.basePath)
 	}
 	cfg.BasePath = base
+	if o.drainGrace < 0 || o.drainTimeout < 0 {
+		return errors.New("--drain-grace and --drain-timeout must not be negative")
+	}
 	return nil
 }
 

@@ -40,6 +40,8 @@ func TestOperationsFlags(t *testing.T) {
 		{"dot dot", []string{"--base-path", "/lab/../x"}, nil, "--base-path", "", ""},
 		{"double slash", []string{"--base-path", "/lab//x"}, nil, "--base-path", "", ""},
 		{"query", []string{"--base-path", "/lab?x=1"}, nil, "--base-path", "", ""},
+		{"negative drain", []string{"--drain-grace", "-1s"}, nil, "--drain-grace", "", ""},
+		{"no drain", []string{"--drain-grace", "0", "--drain-timeout", "0"}, nil, "", "", "polling,websocket"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

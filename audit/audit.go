@@ -21,10 +21,12 @@ const (
 	SessionStart  = "session_start"
 	SessionEnd    = "session_end"
 	SessionFailed = "session_failed"
+	FileTransfer  = "file_transfer"
 )
 
 // Event is one line of the audit log. The fields of an end (duration,
-// bytes) are left out of the other kinds.
+// bytes) are left out of the other kinds; those of a file transfer
+// (direction, path, bytes, result) are only in file_transfer.
 type Event struct {
 	Time    time.Time `json:"time"`
 	Event   string    `json:"event"`
@@ -39,6 +41,11 @@ type Event struct {
 	BytesIn   *uint64  `json:"bytes_in,omitempty"`
 	BytesOut  *uint64  `json:"bytes_out,omitempty"`
 	Reason    string   `json:"reason,omitempty"`
+
+	Direction string `json:"direction,omitempty"` // upload or download
+	Path      string `json:"path,omitempty"`      // the remote file
+	Bytes     *int64 `json:"bytes,omitempty"`
+	Result    string `json:"result,omitempty"` // ok, or what the user was told
 }
 
 // Log is an audit log file, or a stream.

@@ -85,7 +85,7 @@ func shortSession(url, id, tag string) scenario {
 }
 
 // TestNginxWebsocketRoundRobin: nginx-websocket.conf, round-robin over
-// three websocket-only nodes on one Redis: sessions created and run
+// three websocket-only nodes on one Redis: 200 sessions created and run at once
 // through nginx all work, and spread over the nodes.
 func TestNginxWebsocketRoundRobin(t *testing.T) {
 	sshd := sshdtest.Start(t)
@@ -94,7 +94,7 @@ func TestNginxWebsocketRoundRobin(t *testing.T) {
 	lb := startNginx(t, "nginx-websocket.conf", map[string][]string{"alfresco_ssh": hostPorts(nodes...)})
 	gw := &gateway{url: lb.URL}
 
-	const n = 30
+	const n = 200
 	scs := make([]scenario, n)
 	for i := range scs {
 		id := gw.createCredentials(t, login(sshd))

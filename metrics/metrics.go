@@ -90,7 +90,7 @@ func New(version string) *Metrics {
 		}, []string{"reason"}),
 		connect: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: namespace, Name: "ssh_connect_seconds",
-			Help:    "Time from start-session to a ready shell (TCP, SSH handshake, login, PTY) of the sessions that started.",
+			Help:    "Time of the SSH dial (TCP, SSH handshake, login, PTY, shell) of the sessions that started.",
 			Buckets: []float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30},
 		}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{

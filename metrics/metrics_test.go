@@ -1,16 +1,15 @@
 package metrics
 
 import (
-	"bytes"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/alfresco-ssh/alfresco-ssh/internal/servicetest"
 )
 
 func scrape(t *testing.T, m *Metrics) string {
@@ -109,27 +108,7 @@ alfresco_ssh_terminal_bytes_total{direction="out"} 3400
 			t.Errorf("the scrape has no %s", family)
 		}
 	}
-	promtool(t, text)
-}
-
-// promtool runs Prometheus's own linter (Debian's prometheus package) on
-// a scrape.
-func promtool(t *testing.T, text string) {
-	t.Helper()
-	path, err := exec.LookPath("promtool")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("no promtool (install Debian's prometheus) (CI=true: not skipping)")
-		}
-		t.Skip("no promtool (install Debian's prometheus)")
-	}
-	cmd := exec.Command(path, "check", "metrics")
-	cmd.Stdin = strings.NewReader(text)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		t.Errorf("promtool check metrics: %v\n%s", err, out.String())
-	}
+	servicetest.CheckMetrics(t, text)
 }
 
 // TestConcurrentCounting counts from many goroutines at once (the race

@@ -1,9 +1,11 @@
 // Package redislimit keeps abuse limits in Redis, so that every gateway
 // node sharing the Redis server counts against the same limit: Rate, the
-// policy.RateLimit of credential creations per client.
+// policy.RateLimit of credential creations per client, and Login, the
+// policy.LoginLimit of failed SSH logins per client and per account.
 //
-// Concurrency: a Rate is safe for concurrent use; each call is one Redis
-// round trip, atomic on the server (a Lua script).
+// Concurrency: Rate and Login are safe for concurrent use; each call is
+// one Redis round trip, atomic on the server (a Lua script), but for a
+// Login reservation that waits, which polls.
 package redislimit
 
 import (

@@ -213,15 +213,21 @@ func (s *Server) requireToken(next echo.HandlerFunc) echo.HandlerFunc {
 		if s.cfg.APIToken == "" {
 			return next(c)
 		}
-		got, ok := strings.CutPrefix(c.Request().Header.Get("Authorization"), "Bearer ")
-		want := sha256.Sum256([]byte(s.cfg.APIToken))
-		have := sha256.Sum256([]byte(strings.TrimSpace(got)))
-		if !ok || subtle.ConstantTimeCompare(want[:], have[:]) != 1 {
+		if !bearerMatches(c.Request(), s.cfg.APIToken) {
 			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="alfresco-ssh"`)
 			return errToken
 		}
 		return next(c)
 	}
+}
+
+// bearerMatches reports whether r carries "Authorization: Bearer <token>",
+// comparing in constant time.
+func bearerMatches(r *http.Request, token string) bool {
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	want := sha256.Sum256([]byte(token))
+	have := sha256.Sum256([]byte(strings.TrimSpace(got)))
+	return ok && subtle.ConstantTimeCompare(want[:], have[:]) == 1
 }
 
 func (s *Server) fromTrustedProxy(r *http.Request) bool {

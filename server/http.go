@@ -63,6 +63,7 @@ func (s *Server) newEcho() (*echo.Echo, error) {
 	get(g, "/static/*", serveStatic(static))
 	g.Any("/socket.io/*", echo.WrapHandler(s.io.ServeHandler(nil)), s.checkOrigin)
 	s.routeFiles(g)
+	s.routeAdmin(g)
 	return e, nil
 }
 

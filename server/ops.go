@@ -118,3 +118,7 @@ func (s *Server) redirectToBase(c echo.Context) error {
 	u.Path += "/"
 	return c.Redirect(http.StatusMovedPermanently, u.RequestURI())
 }
+
+// Drain turns /readyz to 503, so that balancers send no new sessions
+// here; the caller then drains the terminals (Terminals().Drain).
+func (s *Server) Drain() { s.draining.Store(true) }

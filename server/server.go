@@ -9,6 +9,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -27,6 +28,7 @@ import (
 	"github.com/alfresco-ssh/alfresco-ssh/credstore"
 	"github.com/alfresco-ssh/alfresco-ssh/files"
 	"github.com/alfresco-ssh/alfresco-ssh/policy"
+	"github.com/alfresco-ssh/alfresco-ssh/registry"
 	"github.com/alfresco-ssh/alfresco-ssh/sshbridge"
 	"github.com/alfresco-ssh/alfresco-ssh/terminal"
 )
@@ -131,6 +133,14 @@ type Config struct {
 	// Transports are the Socket.IO transports accepted: "polling" and
 	// "websocket" (default both).
 	Transports []string
+	// AdminToken, when set, must be sent as "Authorization: Bearer
+	// <token>" to /admin/sessions; empty leaves those routes out.
+	AdminToken string
+	// Admin lists and ends sessions for /admin/sessions; nil means this
+	// node's terminals only, under the name Node (default: the host
+	// name).
+	Admin SessionRegistry
+	Node  string
 	// Requests counts HTTP requests; nil counts nothing.
 	Requests RequestCounter
 	// EmbedOrigins are the parent origins ("https://lab.example.com", or
@@ -202,6 +212,7 @@ type Server struct {
 	draining atomic.Bool // set by Drain: /readyz answers 503
 
 	files *fileTransfers // nil when Config.Files is off
+	admin SessionRegistry
 
 	mu      sync.Mutex
 	closing bool
@@ -259,6 +270,10 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.files = s.newFileTransfers()
+	s.admin = cfg.Admin
+	if s.admin == nil {
+		s.admin = registry.Local{Node: cmp.Or(cfg.Node, hostname()), Terminals: s.terms}
+	}
 	s.io = s.newSocketIO()
 	if s.echo, err = s.newEcho(); err != nil {
 		return nil, err

@@ -48,6 +48,9 @@ type Info struct {
 	Auth    string    // "password", "keyboard-interactive" or "publickey", once logged in
 	HostKey string    // the host key's SHA256 fingerprint, once logged in
 	Started time.Time // when the shell came up; zero before
+	// Connect is how long the SSH dial took (TCP, handshake, login, PTY
+	// and shell), once it ended.
+	Connect time.Duration
 	// BytesIn and BytesOut count terminal input and output.
 	BytesIn, BytesOut uint64
 	// Active is the last input, output or file transfer (Touch).
@@ -87,6 +90,7 @@ type Config struct {
 type Manager struct {
 	cfg    Config
 	output atomic.Uint64 // bytes of terminal output, all terminals
+	input  atomic.Uint64 // bytes of terminal input, all terminals
 
 	// Packet framing, from cfg: before and after the escaped output.
 	head, tail []byte
@@ -264,6 +268,9 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 
 // OutputBytes returns the bytes of terminal output relayed so far.
 func (m *Manager) OutputBytes() uint64 { return m.output.Load() }
+
+// InputBytes returns the bytes of terminal input relayed so far.
+func (m *Manager) InputBytes() uint64 { return m.input.Load() }
 
 // randomID returns 128 random bits, URL-safe.
 func randomID() string { return randomString(16) }

@@ -104,6 +104,7 @@ type Terminal struct {
 type meta struct {
 	target, user, auth, hostKey string
 	started                     time.Time
+	connect                     time.Duration // the SSH dial's time
 }
 
 type eventKind uint8
@@ -173,6 +174,7 @@ func (t *Terminal) Info() Info {
 	}
 	if md := t.meta.Load(); md != nil {
 		info.Target, info.User, info.Auth, info.HostKey, info.Started = md.target, md.user, md.auth, md.hostKey, md.started
+		info.Connect = md.connect
 	}
 	return info
 }
@@ -200,6 +202,7 @@ func (t *Terminal) Input(input string) {
 	}
 	t.Touch()
 	t.bytesIn.Add(uint64(len(input)))
+	t.m.input.Add(uint64(len(input)))
 	if _, err := io.WriteString(sess, input); err != nil {
 		t.log.Debug("write to shell failed", "err", err)
 	}
@@ -356,7 +359,9 @@ func (t *Terminal) open(ctx context.Context, id string, r *dialResult) (*sshbrid
 			return nil, err
 		}
 	}
+	begin := time.Now()
 	sess, err := sshbridge.Open(ctx, cfg.SSH, target, r.size)
+	r.meta.connect = time.Since(begin)
 	if dialed != nil {
 		dialed(err)
 	}

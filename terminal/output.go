@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math/bits"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -166,8 +168,40 @@ func (t *Terminal) releaseGate() {
 
 // outputHead starts a packet with room for about n bytes of output.
 func (m *Manager) outputHead(n int) []byte {
-	b := make([]byte, 0, len(m.head)+n+n/8+len(m.tail)+32)
-	return append(b, m.head...)
+	return append(packetBuffer(len(m.head)+n+n/8+len(m.tail)+32), m.head...)
+}
+
+// Output packets are the gateway's largest garbage while terminals print
+// (up to 288 KiB each); a client that knows when its transport has
+// copied one gives it back with Recycle, and the next packet reuses it.
+// The pools hold buffers of 1 KiB to 512 KiB by powers of two; smaller
+// packets (keystroke echoes) are cheaper to allocate.
+const minPooled, maxPooled = 10, 19 // log2 of the sizes
+
+var packetPools [maxPooled - minPooled + 1]sync.Pool // of *[]byte
+
+// packetBuffer returns an empty buffer with room for n bytes.
+func packetBuffer(n int) []byte {
+	class := bits.Len(uint(n - 1)) // 1<<class >= n
+	if class > maxPooled {
+		return make([]byte, 0, n)
+	}
+	class = max(class, minPooled)
+	if b, ok := packetPools[class-minPooled].Get().(*[]byte); ok {
+		return (*b)[:0]
+	}
+	return make([]byte, 0, 1<<class)
+}
+
+// Recycle gives back a packet that Client.Output got, for reuse. Call it
+// only once nothing reads the packet any more: its bytes are overwritten.
+// A packet never given back is simply collected.
+func Recycle(packet []byte) {
+	class := bits.Len(uint(cap(packet))) - 1 // 1<<class <= cap
+	if class < minPooled || class > maxPooled {
+		return
+	}
+	packetPools[class-minPooled].Put(&packet)
 }
 
 // outputPacket ends a packet; ok is false when it holds no output.

@@ -93,3 +93,44 @@ func BenchmarkOutputPacket(b *testing.B) {
 		m.outputPacket(d.appendJSON(m.outputHead(len(chunk)), chunk[:len(chunk)-1]))
 	}
 }
+
+// BenchmarkOutputText encodes text shaped like the bench's output file:
+// lines of printable ASCII with one character in seven multi-byte.
+func BenchmarkOutputText(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	multi := []string{"é", "ß", "€", "日", "本", "𝄞", "😀"}
+	var chunk []byte
+	for len(chunk) < 256<<10 {
+		for range rng.IntN(77) {
+			if rng.IntN(7) == 0 {
+				chunk = append(chunk, multi[rng.IntN(len(multi))]...)
+			} else {
+				chunk = append(chunk, byte(0x20+rng.IntN(95)))
+			}
+		}
+		chunk = append(chunk, '\r', '\n')
+	}
+	m := NewManager(Config{OutputHead: `2/ssh,["ssh-output",`, OutputTail: "]"})
+	var d utf8Stream
+	b.SetBytes(int64(len(chunk)))
+	for b.Loop() {
+		m.outputPacket(d.appendJSON(m.outputHead(len(chunk)), chunk))
+	}
+}
+
+// TestPacketBufferRoom checks that a packet buffer always has the room
+// asked for, whatever sizes were recycled before.
+func TestPacketBufferRoom(t *testing.T) {
+	for _, c := range []int{0, 100, 1023, 1024, 1025, 1500, 4096, 70000, 300 << 10, 512 << 10, 600 << 10} {
+		Recycle(make([]byte, 0, c))
+	}
+	for _, n := range []int{1, 100, 1023, 1024, 1025, 2047, 2048, 2049, 65536, 300 << 10, 512 << 10, 512<<10 + 1, 1 << 20} {
+		for range 3 {
+			b := packetBuffer(n)
+			if len(b) != 0 || cap(b) < n {
+				t.Fatalf("packetBuffer(%d): len %d, cap %d; want len 0, cap >= %d", n, len(b), cap(b), n)
+			}
+			Recycle(b)
+		}
+	}
+}

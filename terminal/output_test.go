@@ -1,11 +1,14 @@
 package terminal
 
 import (
+	"bytes"
 	"encoding/json"
 	"math/rand/v2"
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/alfresco-ssh/alfresco-ssh/internal/lightssh"
 )
 
 // browserText is what the browser reads from JSON string content b.
@@ -94,22 +97,10 @@ func BenchmarkOutputPacket(b *testing.B) {
 	}
 }
 
-// BenchmarkOutputText encodes text shaped like the bench's output file:
-// lines of printable ASCII with one character in seven multi-byte.
+// BenchmarkOutputText encodes the text the bench prints: lines of
+// printable ASCII with one character in seven multi-byte.
 func BenchmarkOutputText(b *testing.B) {
-	rng := rand.New(rand.NewPCG(1, 2))
-	multi := []string{"é", "ß", "€", "日", "本", "𝄞", "😀"}
-	var chunk []byte
-	for len(chunk) < 256<<10 {
-		for range rng.IntN(77) {
-			if rng.IntN(7) == 0 {
-				chunk = append(chunk, multi[rng.IntN(len(multi))]...)
-			} else {
-				chunk = append(chunk, byte(0x20+rng.IntN(95)))
-			}
-		}
-		chunk = append(chunk, '\r', '\n')
-	}
+	chunk := bytes.Repeat(lightssh.Text(), 4)
 	m := NewManager(Config{OutputHead: `2/ssh,["ssh-output",`, OutputTail: "]"})
 	var d utf8Stream
 	b.SetBytes(int64(len(chunk)))

@@ -21,13 +21,36 @@ type utf8Stream struct {
 // incomplete trailing sequence is kept for the next call.
 func (d *utf8Stream) appendJSON(dst, p []byte) []byte {
 	if len(d.carry) > 0 {
-		p = append(d.carry, p...)
-		d.carry = nil
+		// The carried character ends with the continuation bytes that
+		// start p: complete it with those alone, not with a copy of p.
+		need := 2
+		if d.carry[0] >= 0xf0 {
+			need = 4
+		} else if d.carry[0] >= 0xe0 {
+			need = 3
+		}
+		j := 0
+		for j < len(p) && len(d.carry)+j < need && p[j]&0xc0 == 0x80 {
+			j++
+		}
+		char := append(d.carry, p[:j]...)
+		d.carry, p = nil, p[j:]
+		if len(p) == 0 && incompleteTail(char) == 0 {
+			d.carry = char // still incomplete, and nothing follows yet
+			return dst
+		}
+		dst = appendEscaped(dst, char)
 	}
 	if cut := incompleteTail(p); cut < len(p) {
 		d.carry = append([]byte(nil), p[cut:]...)
 		p = p[:cut]
 	}
+	return appendEscaped(dst, p)
+}
+
+// appendEscaped appends p, escaped as JSON string content, to dst; every
+// byte of p that is not part of a valid character becomes U+FFFD.
+func appendEscaped(dst, p []byte) []byte {
 	const hex = "0123456789abcdef"
 	start := 0
 	for i := 0; i < len(p); {

@@ -435,18 +435,24 @@ var lostOpens atomic.Int64
 // namespace CONNECT is never sent, so the socket waits forever (about one
 // connection in 100-200 on a loaded 2-core machine). The event can only
 // have been lost if the engine is already open when Connect returns; then,
-// unless the Manager opens within a moment (the event was being handled),
-// emit it again.
+// unless the Manager opens within a second (the event was being handled),
+// emit it again. (Within 50 ms was too short on a loaded machine: an event
+// only late was then handled twice, and the connection, opened twice,
+// died without the socket noticing: a session the clients counted as live
+// that the gateway had ended.)
 func recoverLostOpen(mgr *sio.Manager, mgrOpen *atomic.Bool) {
 	eng := mgr.Engine()
-	if eng == nil || eng.ReadyState() != engine.SocketStateOpen || mgrOpen.Load() {
+	if eng == nil || eng.ReadyState() != engine.SocketStateOpen {
 		return
 	}
-	time.Sleep(50 * time.Millisecond)
-	if !mgrOpen.Load() {
-		lostOpens.Add(1)
-		eng.Emit("open")
+	for range 100 {
+		if mgrOpen.Load() {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
+	lostOpens.Add(1)
+	eng.Emit("open")
 }
 
 // waitReady waits for connection-ready.

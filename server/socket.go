@@ -127,13 +127,33 @@ type socketClient struct {
 	written atomic.Value
 }
 
+// Output writes the packet to the engine connection. On a connection that
+// has been a websocket from its start, the send callback comes once the
+// transport has copied and written the packet, so the packet goes back
+// to terminal.Recycle then. Not on one that began as long-polling: the
+// upgrade check's NOOP drain can fire a callback before its packet is
+// written (see serialPolling), and the engine pairs callbacks with
+// writes by order ever after.
 func (c *socketClient) Output(packet []byte, written func()) {
+	conn := c.sock.Conn()
+	t := conn.Transport()
+	recycle := !conn.Upgraded() && t != nil && t.Name() == transports.WEBSOCKET
 	var done func(transports.Transport)
-	if written != nil {
-		c.written.Store(written)
+	switch {
+	case recycle:
+		done = func(transports.Transport) {
+			terminal.Recycle(packet)
+			if written != nil {
+				written()
+			}
+		}
+	case written != nil:
 		done = func(transports.Transport) { written() }
 	}
-	c.sock.Conn().Write(types.NewStringBuffer(packet), nil, done)
+	if written != nil {
+		c.written.Store(written)
+	}
+	conn.Write(types.NewStringBuffer(packet), nil, done)
 }
 
 func (c *socketClient) unstall() {

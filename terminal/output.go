@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math/bits"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -19,13 +21,36 @@ type utf8Stream struct {
 // incomplete trailing sequence is kept for the next call.
 func (d *utf8Stream) appendJSON(dst, p []byte) []byte {
 	if len(d.carry) > 0 {
-		p = append(d.carry, p...)
-		d.carry = nil
+		// The carried character ends with the continuation bytes that
+		// start p: complete it with those alone, not with a copy of p.
+		need := 2
+		if d.carry[0] >= 0xf0 {
+			need = 4
+		} else if d.carry[0] >= 0xe0 {
+			need = 3
+		}
+		j := 0
+		for j < len(p) && len(d.carry)+j < need && p[j]&0xc0 == 0x80 {
+			j++
+		}
+		char := append(d.carry, p[:j]...)
+		d.carry, p = nil, p[j:]
+		if len(p) == 0 && incompleteTail(char) == 0 {
+			d.carry = char // still incomplete, and nothing follows yet
+			return dst
+		}
+		dst = appendEscaped(dst, char)
 	}
 	if cut := incompleteTail(p); cut < len(p) {
 		d.carry = append([]byte(nil), p[cut:]...)
 		p = p[:cut]
 	}
+	return appendEscaped(dst, p)
+}
+
+// appendEscaped appends p, escaped as JSON string content, to dst; every
+// byte of p that is not part of a valid character becomes U+FFFD.
+func appendEscaped(dst, p []byte) []byte {
 	const hex = "0123456789abcdef"
 	start := 0
 	for i := 0; i < len(p); {
@@ -166,8 +191,40 @@ func (t *Terminal) releaseGate() {
 
 // outputHead starts a packet with room for about n bytes of output.
 func (m *Manager) outputHead(n int) []byte {
-	b := make([]byte, 0, len(m.head)+n+n/8+len(m.tail)+32)
-	return append(b, m.head...)
+	return append(packetBuffer(len(m.head)+n+n/8+len(m.tail)+32), m.head...)
+}
+
+// Output packets are the gateway's largest garbage while terminals print
+// (up to 288 KiB each); a client that knows when its transport has
+// copied one gives it back with Recycle, and the next packet reuses it.
+// The pools hold buffers of 1 KiB to 512 KiB by powers of two; smaller
+// packets (keystroke echoes) are cheaper to allocate.
+const minPooled, maxPooled = 10, 19 // log2 of the sizes
+
+var packetPools [maxPooled - minPooled + 1]sync.Pool // of *[]byte
+
+// packetBuffer returns an empty buffer with room for n bytes.
+func packetBuffer(n int) []byte {
+	class := bits.Len(uint(n - 1)) // 1<<class >= n
+	if class > maxPooled {
+		return make([]byte, 0, n)
+	}
+	class = max(class, minPooled)
+	if b, ok := packetPools[class-minPooled].Get().(*[]byte); ok {
+		return (*b)[:0]
+	}
+	return make([]byte, 0, 1<<class)
+}
+
+// Recycle gives back a packet that Client.Output got, for reuse. Call it
+// only once nothing reads the packet any more: its bytes are overwritten.
+// A packet never given back is simply collected.
+func Recycle(packet []byte) {
+	class := bits.Len(uint(cap(packet))) - 1 // 1<<class <= cap
+	if class < minPooled || class > maxPooled {
+		return
+	}
+	packetPools[class-minPooled].Put(&packet)
 }
 
 // outputPacket ends a packet; ok is false when it holds no output.

@@ -1,11 +1,14 @@
 package terminal
 
 import (
+	"bytes"
 	"encoding/json"
 	"math/rand/v2"
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/alfresco-ssh/alfresco-ssh/internal/lightssh"
 )
 
 // browserText is what the browser reads from JSON string content b.
@@ -91,5 +94,34 @@ func BenchmarkOutputPacket(b *testing.B) {
 	b.SetBytes(int64(len(chunk)))
 	for b.Loop() {
 		m.outputPacket(d.appendJSON(m.outputHead(len(chunk)), chunk[:len(chunk)-1]))
+	}
+}
+
+// BenchmarkOutputText encodes the text the bench prints: lines of
+// printable ASCII with one character in seven multi-byte.
+func BenchmarkOutputText(b *testing.B) {
+	chunk := bytes.Repeat(lightssh.Text(), 4)
+	m := NewManager(Config{OutputHead: `2/ssh,["ssh-output",`, OutputTail: "]"})
+	var d utf8Stream
+	b.SetBytes(int64(len(chunk)))
+	for b.Loop() {
+		m.outputPacket(d.appendJSON(m.outputHead(len(chunk)), chunk))
+	}
+}
+
+// TestPacketBufferRoom checks that a packet buffer always has the room
+// asked for, whatever sizes were recycled before.
+func TestPacketBufferRoom(t *testing.T) {
+	for _, c := range []int{0, 100, 1023, 1024, 1025, 1500, 4096, 70000, 300 << 10, 512 << 10, 600 << 10} {
+		Recycle(make([]byte, 0, c))
+	}
+	for _, n := range []int{1, 100, 1023, 1024, 1025, 2047, 2048, 2049, 65536, 300 << 10, 512 << 10, 512<<10 + 1, 1 << 20} {
+		for range 3 {
+			b := packetBuffer(n)
+			if len(b) != 0 || cap(b) < n {
+				t.Fatalf("packetBuffer(%d): len %d, cap %d; want len 0, cap >= %d", n, len(b), cap(b), n)
+			}
+			Recycle(b)
+		}
 	}
 }

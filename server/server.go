@@ -138,6 +138,10 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// startGrace is how much longer than the SSH dial's timeout a socket may
+// take to have its shell up: the wait for its start-session.
+const startGrace = 5 * time.Second
+
 // defaultTransports are the Socket.IO transports accepted by default, as
 // socket.io-client tries them.
 var defaultTransports = []string{"polling", "websocket"}
@@ -163,6 +167,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.IdleTimeout <= 0 {
 		c.IdleTimeout = 30 * time.Minute
+	}
+	if c.SSH.Timeout <= 0 {
+		c.SSH.Timeout = 10 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -239,6 +246,8 @@ func New(cfg Config) (*Server, error) {
 		SSH:                cfg.SSH,
 		Credentials:        store,
 		Admit:              s.admitSession,
+		Connect:            s.connectClient,
+		StartTimeout:       cfg.SSH.Timeout + startGrace,
 		FilesTokens:        cfg.Files,
 		IdleTimeout:        cfg.IdleTimeout,
 		MaxSessionDuration: cfg.MaxSessionDuration,
@@ -278,6 +287,7 @@ func (s *Server) Handler() http.Handler { return s.echo }
 // Serve serves HTTP on ln until Shutdown. It returns nil after a clean
 // shutdown.
 func (s *Server) Serve(ln net.Listener) error {
+	ln = capacityListener{ln, s.terms}
 	var err error
 	if s.certs != nil {
 		err = s.http.ServeTLS(ln, "", "")
@@ -288,6 +298,22 @@ func (s *Server) Serve(ln net.Listener) error {
 		return nil
 	}
 	return err
+}
+
+// capacityListener logs, once per interval, that accepting fails for want
+// of file descriptors; http.Server retries such an Accept after a pause,
+// and logs each attempt only at debug level.
+type capacityListener struct {
+	net.Listener
+	terms *terminal.Manager
+}
+
+func (l capacityListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		l.terms.AtCapacity(err)
+	}
+	return c, err
 }
 
 // Terminals returns the registry of the gateway's terminals.

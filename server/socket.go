@@ -68,7 +68,13 @@ func (s *Server) attach(sock *socket.Socket) {
 	if t.State() == terminal.Ended {
 		return
 	}
-	on(sock, log, "start-session", decodeStart, t.Start)
+	sock.On("start-session", func(args ...any) {
+		id, err := decodeStart(args)
+		if err != nil {
+			log.Debug("rejected start-session", "err", err)
+		}
+		t.Start(id) // "" when rejected: the closing message says why
+	})
 	on(sock, log, "ssh-input", decodeInput, t.Input)
 	on(sock, log, "resize", decodeResize, t.Resize)
 	sock.On("timeout", func(...any) { t.Stop(terminal.ErrInactive) })
@@ -102,14 +108,14 @@ func on[V any](sock *socket.Socket, log *slog.Logger, event string, decode func(
 	})
 }
 
-// admitSession applies the limits before a dial (terminal.Admit): see
-// admit and endLogin.
+// admitSession applies the login back-off before a dial (terminal.Admit):
+// see admit and endLogin.
 func (s *Server) admitSession(ctx context.Context, client string, target sshbridge.Target) (func(error), func(), error) {
-	login, release, err := s.admit(ctx, client, target)
+	login, err := s.admit(ctx, client, target)
 	if err != nil {
 		return nil, nil, err
 	}
-	return func(err error) { s.endLogin(login, dialOutcome(err)) }, release, nil
+	return func(err error) { s.endLogin(login, dialOutcome(err)) }, nil, nil
 }
 
 // outputHead and outputTail frame the payload of an ssh-output packet of

@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/alfresco-ssh/alfresco-ssh/internal/sshdtest"
 	"github.com/alfresco-ssh/alfresco-ssh/sshbridge"
+	"github.com/alfresco-ssh/alfresco-ssh/terminal"
 )
 
 // Lifecycle paths of a socket seen from a bare Engine.IO client: limits
@@ -160,5 +163,92 @@ func TestInvalidStartSession(t *testing.T) {
 		if err != nil || cerr != nil || !strings.Contains(out, "\x1b[91mCould not start the session: the credentials are unknown") {
 			t.Errorf("start-session %v: got %q, %v, %v; want the red closing message", payload, out, err, cerr)
 		}
+	}
+}
+
+// waitOutput reads until the output received contains want.
+func (s *sshSocket) waitOutput(want string) error {
+	var out strings.Builder
+	for !strings.Contains(out.String(), want) {
+		packets, err := s.c.recv()
+		if err != nil {
+			return fmt.Errorf("waiting for %q, got %q: %w", want, out.String(), err)
+		}
+		for _, p := range packets {
+			switch {
+			case p == "2":
+				if err := s.c.send("3"); err != nil {
+					return err
+				}
+			case strings.HasPrefix(p, `42/ssh,["ssh-output",`):
+				var ev []json.RawMessage
+				var m struct {
+					Output string `json:"output"`
+				}
+				if json.Unmarshal([]byte(p[len("42/ssh,"):]), &ev) == nil && len(ev) == 2 && json.Unmarshal(ev[1], &m) == nil {
+					out.WriteString(m.Output)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// liveHeap is the heap in use after a collection.
+func liveHeap() uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
+
+// TestInputMemory is the review's probe 1: 64 messages of 1 MiB into a
+// remote that does not read (a real sshd, "stty -icanon; sleep 600").
+// Input waits in a bounded buffer; the session ends with the red message
+// once it is full, and the gateway's live heap stays bounded.
+func TestInputMemory(t *testing.T) {
+	sshd := sshdtest.Start(t)
+	g := startGateway(t, Config{})
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	s, err := openSocket(ctx, g.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.c.close()
+	if err := s.emit("start-session", map[string]any{"credentials_uuid": g.create(t, passwordLogin(sshd))}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.waitOutput("$ "); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.emit("ssh-input", map[string]any{"input": "stty -icanon; echo READ-$((6*7)); sleep 600\n"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.waitOutput("READ-42"); err != nil {
+		t.Fatal(err)
+	}
+	before := liveHeap()
+	msg := strings.Repeat("x", 1<<20)
+	var peak uint64
+	for i := range 64 {
+		if err := s.emit("ssh-input", map[string]any{"input": msg}); err != nil {
+			t.Logf("message %d: %v (the gateway closed the socket)", i, err)
+			break
+		}
+		if i%8 == 7 {
+			peak = max(peak, liveHeap())
+		}
+	}
+	out, err := s.closing()
+	if err != nil || !strings.Contains(out, "Session closed: the remote is not reading input.") {
+		t.Errorf("closing: got %q, %v; want the red message", out, err)
+	}
+	after := liveHeap()
+	const mib = 1 << 20
+	t.Logf("probe 1: live heap %.1f MiB before, at most %.1f MiB while 64 x 1 MiB arrived, %.1f MiB after the end",
+		float64(before)/mib, float64(peak)/mib, float64(after)/mib)
+	if limit := before + 3*terminal.InputBuffer + 16*mib; peak > limit {
+		t.Errorf("live heap while input waited: got %d MiB, want at most %d MiB", peak/mib, limit/mib)
 	}
 }

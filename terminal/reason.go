@@ -25,6 +25,9 @@ var (
 	ErrLifetime = errors.New("maximum session duration reached")
 	// ErrKilled: an administrator ended the terminal (Manager.Kill).
 	ErrKilled = errors.New("ended by an administrator")
+	// ErrNotReading: the remote did not read its input while more than
+	// InputBuffer bytes of it waited.
+	ErrNotReading = errors.New("the remote is not reading input")
 	// ErrStartTimeout: the shell was not up within Config.StartTimeout
 	// of the client's connection (no valid start-session, or a slow one).
 	ErrStartTimeout = errors.New("session not started in time")
@@ -78,6 +81,8 @@ func classify(err error) Reason {
 		return ReasonKilled
 	case errors.Is(err, ErrStartTimeout):
 		return ReasonConnectFailed
+	case errors.Is(err, ErrNotReading):
+		return ReasonLost // the remote stopped answering
 	case errors.Is(err, ErrNoCredentials):
 		return ReasonInvalidCredentials
 	case outOfFiles(err):
@@ -126,6 +131,8 @@ func Text(reason error) string {
 		return "Session ended by an administrator."
 	case errors.Is(reason, ErrStartTimeout):
 		return "Connection closed: the session did not start in time."
+	case errors.Is(reason, ErrNotReading):
+		return "Session closed: the remote is not reading input."
 	case errors.Is(reason, ErrConnectionLost):
 		return "Connection lost: the SSH server closed the connection."
 	case errors.Is(reason, credstore.ErrUnavailable):

@@ -90,3 +90,26 @@ func TestConnectLimit(t *testing.T) {
 		t.Errorf("slots held after every terminal ended: got %d, want 0", open)
 	}
 }
+
+// TestInputBound: input waits for the remote in a bounded buffer; when the
+// remote reads nothing and more arrives, the terminal ends with a red
+// message instead of holding it all, and input before that reached the
+// remote in order.
+func TestInputBound(t *testing.T) {
+	f := newFixture(t, nil)
+	term, c := f.start(t)
+	term.Input("size\r")
+	c.waitOutput("24 80\r\n")
+	term.Input("hang\r")
+	msg := strings.Repeat("x", 1<<20)
+	for range 64 {
+		term.Input(msg) // returns at once
+	}
+	if m := c.closing(); !strings.Contains(m.Output, "Session closed: the remote is not reading input.") {
+		t.Errorf("closing message: got %q", m.Output)
+	}
+	waitDone(t, term)
+	if calls, infos := f.obs.get(); len(calls) != 2 || infos[1].Reason != terminal.ReasonLost {
+		t.Errorf("observer: got %v %+v, want ended, connection_lost", calls, infos)
+	}
+}

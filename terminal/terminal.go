@@ -3,7 +3,6 @@ package terminal
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -82,6 +81,7 @@ type Terminal struct {
 	lastActive atomic.Int64 // Unix nanoseconds of the last input or output
 	bytesIn    atomic.Uint64
 	bytesOut   atomic.Uint64
+	input      inputQueue
 
 	// filesKey is the hash of the files token; guarded by m.mu.
 	filesKey *[32]byte
@@ -198,22 +198,6 @@ func (t *Terminal) Resize(size sshbridge.WindowSize) { t.post(event{kind: evResi
 // Stop ends the terminal for reason (ErrClientGone, ErrInactive, ...).
 // The first reason wins.
 func (t *Terminal) Stop(reason error) { t.post(event{kind: evStop, err: reason}) }
-
-// Input sends input to the shell. It blocks while the remote does not
-// read: the client's later events wait, other clients' do not. Input
-// before the shell is up is dropped.
-func (t *Terminal) Input(input string) {
-	sess := t.sess.Load()
-	if sess == nil {
-		t.log.Debug("dropped ssh-input before the shell is ready")
-		return
-	}
-	t.Touch()
-	t.bytesIn.Add(uint64(len(input)))
-	if _, err := io.WriteString(sess, input); err != nil {
-		t.log.Debug("write to shell failed", "err", err)
-	}
-}
 
 // post hands an event to the owner goroutine; after the end it is
 // dropped. It reports whether the event was delivered.

@@ -3,14 +3,22 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/alfresco-ssh/alfresco-ssh/credstore"
 	"github.com/alfresco-ssh/alfresco-ssh/internal/sshdtest"
+	"github.com/alfresco-ssh/alfresco-ssh/internal/syncbuf"
 	"github.com/alfresco-ssh/alfresco-ssh/sshbridge"
 	"github.com/alfresco-ssh/alfresco-ssh/terminal"
 )
@@ -251,4 +259,100 @@ func TestInputMemory(t *testing.T) {
 	if limit := before + 3*terminal.InputBuffer + 16*mib; peak > limit {
 		t.Errorf("live heap while input waited: got %d MiB, want at most %d MiB", peak/mib, limit/mib)
 	}
+}
+
+// serveUntilShutdown serves srv on a loopback port; the test calls
+// Shutdown. It returns the base URL and Serve's result.
+func serveUntilShutdown(t *testing.T, srv *Server) (string, <-chan error) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	return "http://" + ln.Addr().String(), served
+}
+
+// TestShutdownOrder: once Shutdown has begun, the create endpoints answer
+// 503 and the store takes nothing more; a live session is told why; new
+// sockets racing the shutdown are answered (the red message or a refused
+// handshake), never left hanging; and when ctx ends first, Shutdown still
+// closes everything and returns ctx's error.
+func TestShutdownOrder(t *testing.T) {
+	sshd := sshdtest.Start(t)
+	logs := &syncbuf.Buffer{}
+	srv := newTestServer(t, Config{Logger: slog.New(slog.NewTextHandler(logs, nil)), SSH: sshbridge.Config{Timeout: 10 * time.Second}})
+	base, served := serveUntilShutdown(t, srv)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+
+	live, err := openSocket(ctx, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.c.close()
+	g := &gateway{srv: srv, url: base, logs: logs}
+	if err := live.emit("start-session", map[string]any{"credentials_uuid": g.create(t, passwordLogin(sshd))}); err != nil {
+		t.Fatal(err)
+	}
+	if err := live.waitOutput("$ "); err != nil {
+		t.Fatal(err)
+	}
+
+	// Sockets that connect while the gateway shuts down.
+	var wg sync.WaitGroup
+	racing := make(chan struct{})
+	var answered, refused atomic.Int32
+	for range 10 {
+		wg.Go(func() {
+			<-racing
+			s, err := openSocket(ctx, base)
+			if err != nil {
+				refused.Add(1) // the handshake was refused or the connection closed
+				return
+			}
+			defer s.c.close()
+			if out, err := s.closing(); err == nil && strings.Contains(out, "shutting down") {
+				answered.Add(1)
+			} else if err != nil && ctx.Err() != nil {
+				t.Errorf("racing socket: no answer before the test's deadline (%q)", out)
+			} else {
+				refused.Add(1) // cut off with the server
+			}
+		})
+	}
+	expired, stop := context.WithCancel(t.Context())
+	stop() // the deadline path: ctx has ended before Shutdown starts
+	close(racing)
+	shutdownErr := srv.Shutdown(expired)
+	wg.Wait()
+	if !errors.Is(shutdownErr, context.Canceled) {
+		t.Errorf("Shutdown with an ended context: got %v, want context.Canceled", shutdownErr)
+	}
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Errorf("Serve: got %v, want nil after Shutdown", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("Serve still running after Shutdown")
+	}
+	// With no time left, the live session may be cut before its message
+	// is out; either way its connection ends (closing returns).
+	out, err := live.closing()
+	t.Logf("live session at an ended deadline: got %q, %v", out, err)
+	t.Logf("sockets racing the shutdown: %d told it shuts down, %d refused or cut off", answered.Load(), refused.Load())
+
+	req := httptest.NewRequest(http.MethodPost, "/create-credentials", strings.NewReader(`{"hostname":"192.0.2.1","username":"u","password":"p"}`))
+	req.Header.Set("Content-Type", "application/json")
+	rec := httptest.NewRecorder()
+	srv.Handler().ServeHTTP(rec, req)
+	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "shutting down") {
+		t.Errorf("create after Shutdown: got %d %s, want 503 shutting down", rec.Code, rec.Body)
+	}
+	if _, err := srv.store.Put(t.Context(), sshbridge.Target{Host: "192.0.2.1", Port: 22, User: "u", Password: "p"}); !errors.Is(err, credstore.ErrClosed) {
+		t.Errorf("Put after Shutdown: got %v, want credstore.ErrClosed", err)
+	}
+	waitFor(t, "no terminal left", func() bool { return len(srv.Terminals().List()) == 0 })
 }

@@ -207,6 +207,8 @@ type Server struct {
 
 	files *fileTransfers // nil when Config.Files is off
 
+	conns *connCount // engine connections
+
 	mu      sync.Mutex
 	closing bool
 }
@@ -240,6 +242,7 @@ func New(cfg Config) (*Server, error) {
 		store:  store,
 		page:   pg,
 		limits: newLimits(cfg),
+		conns:  newConnCount(),
 	}
 	var err error
 	s.terms = terminal.NewManager(terminal.Config{
@@ -323,35 +326,79 @@ func (s *Server) Terminals() *terminal.Manager { return s.terms }
 // relayed so far.
 func (s *Server) OutputBytes() uint64 { return s.terms.OutputBytes() }
 
-// Shutdown stops the gateway in order: refuse new Socket.IO connections,
-// tell every live terminal why and close its SSH session, wait for the
-// sessions and for the browsers to leave (up to ctx's deadline), then close
-// Socket.IO and the HTTP server.
+// Shutdown stops the gateway in order: refuse new Socket.IO connections
+// and credentials (the create endpoints answer 503), tell every live
+// terminal why and close its SSH session, wait for the terminals and for
+// the browsers to leave, then close Socket.IO, the credential store and
+// the HTTP server. When ctx ends first, what is left is closed at once and
+// ctx's error returned.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing = true
 	s.mu.Unlock()
-	s.terms.Shutdown(ctx)
+	err := s.terms.Shutdown(ctx)
 	// Give browsers a moment to act on the DISCONNECT so they do not
 	// reconnect in a storm; then close what is left.
-	wait := time.NewTicker(10 * time.Millisecond)
-	defer wait.Stop()
-	deadline := time.After(2 * time.Second)
-waitClients:
-	for s.io.Engine().ClientsCount() > 0 {
-		select {
-		case <-wait.C:
-		case <-deadline:
-			break waitClients
-		case <-ctx.Done():
-			break waitClients
-		}
+	wait := time.NewTimer(clientsWait)
+	select {
+	case <-s.conns.none():
+	case <-wait.C:
+	case <-ctx.Done():
 	}
+	wait.Stop()
 	closed := make(chan struct{})
 	s.io.Close(func(error) { close(closed) })
 	<-closed
 	s.store.Close()
-	return s.http.Shutdown(ctx)
+	if herr := s.http.Shutdown(ctx); herr != nil {
+		s.http.Close()
+		err = errors.Join(err, herr)
+	}
+	return err
+}
+
+// clientsWait bounds how long Shutdown waits for the browsers to leave
+// once told.
+const clientsWait = 2 * time.Second
+
+// connCount counts the open engine connections.
+type connCount struct {
+	mu    sync.Mutex
+	n     int
+	empty chan struct{} // closed while n is 0
+}
+
+func newConnCount() *connCount {
+	c := &connCount{empty: make(chan struct{})}
+	close(c.empty)
+	return c
+}
+
+// add counts a new connection until done is called.
+func (c *connCount) add() (done func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n == 0 {
+		c.empty = make(chan struct{})
+	}
+	c.n++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			if c.n--; c.n == 0 {
+				close(c.empty)
+			}
+		})
+	}
+}
+
+// none is closed while no connection is open.
+func (c *connCount) none() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.empty
 }
 
 func (s *Server) isClosing() bool {

@@ -49,6 +49,11 @@ func (s *Server) newSocketIO() *socket.Server {
 		if conn, ok := args[0].(engine.Socket); ok {
 			s.gate.install(conn)
 			watchUpgrade(conn)
+			done := s.conns.add()
+			conn.Once("close", func(...any) { done() })
+			if conn.ReadyState() == "closed" {
+				done() // closed before the listener was in place
+			}
 		}
 	})
 	return io

@@ -9,10 +9,12 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -355,4 +357,71 @@ func TestShutdownOrder(t *testing.T) {
 		t.Errorf("Put after Shutdown: got %v, want credstore.ErrClosed", err)
 	}
 	waitFor(t, "no terminal left", func() bool { return len(srv.Terminals().List()) == 0 })
+}
+
+// exhaustedListener fails its first Accepts as a process without a free
+// file descriptor does.
+type exhaustedListener struct {
+	net.Listener
+	failures atomic.Int32
+}
+
+func (l *exhaustedListener) Accept() (net.Conn, error) {
+	if l.failures.Add(-1) >= 0 {
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
+	}
+	return l.Listener.Accept()
+}
+
+// TestAcceptAtCapacity: accepting without a free file descriptor is
+// logged once per interval, not once per attempt, and serving goes on
+// once descriptors are free again.
+func TestAcceptAtCapacity(t *testing.T) {
+	logs := &syncbuf.Buffer{}
+	srv := newTestServer(t, Config{Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	el := &exhaustedListener{Listener: ln}
+	el.failures.Store(5)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(el) }()
+	res, err := http.Get("http://" + ln.Addr().String() + "/livez")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if err := srv.Shutdown(t.Context()); err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+	if err := <-served; err != nil {
+		t.Errorf("Serve: %v", err)
+	}
+	if n := strings.Count(logs.String(), "out of file descriptors"); n != 1 {
+		t.Errorf("5 failed accepts: got %d log lines about file descriptors, want 1; log:\n%s", n, logs)
+	}
+}
+
+// TestDisconnectBeforeStart: a socket that leaves before start-session
+// ends its terminal and frees its slot in the session limits.
+func TestDisconnectBeforeStart(t *testing.T) {
+	g := startGateway(t, Config{MaxSessionsPerClient: 1})
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	for i := range 3 {
+		s, err := openSocket(ctx, g.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.emit("resize", map[string]int{"cols": 100, "rows": 30}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the socket's terminal", func() bool { return len(g.srv.Terminals().List()) == 1 })
+		if i%2 == 0 {
+			s.c.send("41/ssh,") // a namespace DISCONNECT
+		}
+		s.c.close()
+		waitFor(t, "the terminal to end", func() bool { return len(g.srv.Terminals().List()) == 0 })
+	}
 }

@@ -30,7 +30,15 @@ import (
 
 // sshSocket is a socket on /ssh over a bare websocket engine client.
 type sshSocket struct {
-	c engineClient
+	c  engineClient
+	mu sync.Mutex // one writer at a time
+}
+
+// send sends packets; it is safe to call while another goroutine reads.
+func (s *sshSocket) send(packets ...string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.c.send(packets...)
 }
 
 // openSocket connects to /ssh and waits for the CONNECT reply.
@@ -39,7 +47,7 @@ func openSocket(ctx context.Context, base string) (*sshSocket, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &sshSocket{c}
+	s := &sshSocket{c: c}
 	if err := c.send("40/ssh,"); err != nil {
 		c.close()
 		return nil, err
@@ -64,7 +72,7 @@ func (s *sshSocket) emit(event string, payload any) error {
 	if err != nil {
 		return err
 	}
-	return s.c.send("42/ssh," + string(b))
+	return s.send("42/ssh," + string(b))
 }
 
 // closing reads until the DISCONNECT of /ssh and returns the output
@@ -79,7 +87,7 @@ func (s *sshSocket) closing() (string, error) {
 		for _, p := range packets {
 			switch {
 			case p == "2":
-				if err := s.c.send("3"); err != nil {
+				if err := s.send("3"); err != nil {
 					return out.String(), err
 				}
 			case strings.HasPrefix(p, `42/ssh,["ssh-output",`):
@@ -187,7 +195,7 @@ func (s *sshSocket) waitOutput(want string) error {
 		for _, p := range packets {
 			switch {
 			case p == "2":
-				if err := s.c.send("3"); err != nil {
+				if err := s.send("3"); err != nil {
 					return err
 				}
 			case strings.HasPrefix(p, `42/ssh,["ssh-output",`):
@@ -218,7 +226,8 @@ func liveHeap() uint64 {
 // once it is full, and the gateway's live heap stays bounded.
 func TestInputMemory(t *testing.T) {
 	sshd := sshdtest.Start(t)
-	g := startGateway(t, Config{})
+	// The input stall ends the session after PingTimeout/2.
+	g := startGateway(t, Config{PingInterval: time.Second, PingTimeout: 6 * time.Second})
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	s, err := openSocket(ctx, g.url)
@@ -239,25 +248,35 @@ func TestInputMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := liveHeap()
+	// The client reads while it sends, as a page does (the tty echoes the
+	// input back).
+	type closed struct {
+		out string
+		err error
+	}
+	end := make(chan closed, 1)
+	go func() {
+		out, err := s.closing()
+		end <- closed{out, err}
+	}()
 	msg := strings.Repeat("x", 1<<20)
 	var peak uint64
-	for i := range 64 {
+	sent := 0
+	for range 64 {
 		if err := s.emit("ssh-input", map[string]any{"input": msg}); err != nil {
-			t.Logf("message %d: %v (the gateway closed the socket)", i, err)
-			break
+			break // the gateway ended the session
 		}
-		if i%8 == 7 {
-			peak = max(peak, liveHeap())
-		}
+		sent++
+		peak = max(peak, liveHeap())
 	}
-	out, err := s.closing()
-	if err != nil || !strings.Contains(out, "Session closed: the remote is not reading input.") {
-		t.Errorf("closing: got %q, %v; want the red message", out, err)
+	c := <-end
+	if c.err != nil || !strings.Contains(c.out, "Session closed: the remote is not reading input.") {
+		t.Errorf("closing: got %q, %v; want the red message", c.out[max(0, len(c.out)-200):], c.err)
 	}
 	after := liveHeap()
 	const mib = 1 << 20
-	t.Logf("probe 1: live heap %.1f MiB before, at most %.1f MiB while 64 x 1 MiB arrived, %.1f MiB after the end",
-		float64(before)/mib, float64(peak)/mib, float64(after)/mib)
+	t.Logf("probe 1: live heap %.1f MiB before, at most %.1f MiB while the client sent %d of 64 x 1 MiB, %.1f MiB after the end",
+		float64(before)/mib, float64(peak)/mib, sent, float64(after)/mib)
 	if limit := before + 3*terminal.InputBuffer + 16*mib; peak > limit {
 		t.Errorf("live heap while input waited: got %d MiB, want at most %d MiB", peak/mib, limit/mib)
 	}

@@ -81,6 +81,7 @@ func (s *Server) attach(sock *socket.Socket) {
 		t.Start(id) // "" when rejected: the closing message says why
 	})
 	on(sock, log, "ssh-input", decodeInput, t.Input)
+	s.gate.pauseInput(sock.Conn().Id(), t, s.cfg.PingTimeout/2)
 	on(sock, log, "resize", decodeResize, t.Resize)
 	sock.On("timeout", func(...any) { t.Stop(terminal.ErrInactive) })
 	sock.On("disconnect", func(...any) { t.Stop(terminal.ErrClientGone) })

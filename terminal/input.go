@@ -3,17 +3,23 @@ package terminal
 import (
 	"io"
 	"sync"
+	"time"
 
 	"github.com/alfresco-ssh/alfresco-ssh/sshbridge"
 )
 
-// InputBuffer bounds the input that waits for the remote to read it, per
-// terminal: a message that arrives when this much is waiting (or that
-// would pass it, unless nothing waits) ends the terminal with
-// ErrNotReading. So memory per terminal stays bounded whatever a client
-// sends: the Socket.IO library hands every message over at once, and
-// holding them back there would not bound it.
-const InputBuffer = 4 << 20
+// Input waits for the remote in a buffer per terminal. When InputBuffer
+// bytes wait, the client should stop sending: WaitInput blocks until there
+// is room, so package server pauses reading the client's connection in
+// it, which holds the client back by TCP flow control. Whatever a client
+// sends regardless, a message that would take the buffer past
+// InputLimit ends the terminal with ErrNotReading, and so does a remote
+// that frees no room while the client waits: memory per terminal stays
+// bounded.
+const (
+	InputBuffer = 1 << 20
+	InputLimit  = 16 << 20
+)
 
 // inputPiece is the most one write to the shell carries, so that a slow
 // remote frees the buffer piece by piece.
@@ -24,14 +30,14 @@ const inputPiece = 32 << 10
 type inputQueue struct {
 	mu      sync.Mutex
 	pending []string
-	size    int  // bytes in pending
-	writing bool // the writer runs
+	size    int           // bytes in pending
+	writing bool          // the writer runs
+	room    chan struct{} // closed when size drops below InputBuffer
 }
 
 // Input sends input to the shell, in order, without waiting for the
-// remote to read it: it waits in a buffer of at most InputBuffer bytes;
-// past that, the remote is not reading, and the terminal ends. Input
-// before the shell is up is dropped.
+// remote to read it (see InputBuffer). Input before the shell is up is
+// dropped.
 func (t *Terminal) Input(input string) {
 	sess := t.sess.Load()
 	if sess == nil {
@@ -42,7 +48,7 @@ func (t *Terminal) Input(input string) {
 	t.bytesIn.Add(uint64(len(input)))
 	q := &t.input
 	q.mu.Lock()
-	if q.size > 0 && q.size+len(input) > InputBuffer {
+	if q.size > 0 && q.size+len(input) > InputLimit {
 		q.mu.Unlock()
 		t.Stop(ErrNotReading)
 		return
@@ -54,6 +60,32 @@ func (t *Terminal) Input(input string) {
 	q.mu.Unlock()
 	if start {
 		go t.writeInput(sess)
+	}
+}
+
+// WaitInput returns at once while less than InputBuffer bytes of input
+// wait; otherwise it blocks until there is room again or the terminal
+// ends. A remote that frees no room within stall ends the terminal with
+// ErrNotReading.
+func (t *Terminal) WaitInput(stall time.Duration) {
+	q := &t.input
+	q.mu.Lock()
+	if q.size < InputBuffer {
+		q.mu.Unlock()
+		return
+	}
+	if q.room == nil {
+		q.room = make(chan struct{})
+	}
+	room := q.room
+	q.mu.Unlock()
+	timer := time.NewTimer(stall)
+	defer timer.Stop()
+	select {
+	case <-room:
+	case <-t.done:
+	case <-timer.C:
+		t.Stop(ErrNotReading)
 	}
 }
 
@@ -76,6 +108,7 @@ func (t *Terminal) writeInput(sess *sshbridge.Session) {
 		q.mu.Lock()
 		if err != nil {
 			q.pending, q.size, q.writing = nil, 0, false
+			q.freeRoom()
 			q.mu.Unlock()
 			t.log.Debug("write to shell failed", "err", err)
 			return
@@ -87,6 +120,17 @@ func (t *Terminal) writeInput(sess *sshbridge.Session) {
 			q.pending = q.pending[1:]
 		}
 		q.size -= len(piece)
+		if q.size < InputBuffer {
+			q.freeRoom()
+		}
 		q.mu.Unlock()
+	}
+}
+
+// freeRoom wakes those waiting for room. q.mu must be held.
+func (q *inputQueue) freeRoom() {
+	if q.room != nil {
+		close(q.room)
+		q.room = nil
 	}
 }

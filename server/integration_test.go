@@ -434,7 +434,7 @@ func TestSessionFloodIsolation(t *testing.T) {
 	if err := sshd.WaitNoChildren(10 * time.Second); err != nil {
 		t.Errorf("after the flooding client left: %v", err)
 	}
-	if !strings.Contains(g.logs.String(), `reason="client disconnected"`) {
+	if !strings.Contains(g.logs.String(), `reason=client_gone`) {
 		t.Error("got no terminal ended for a client that left, want the flooder's")
 	}
 }

@@ -75,36 +75,51 @@ func (s *sshSocket) emit(event string, payload any) error {
 	return s.send("42/ssh," + string(b))
 }
 
+// next reads the next packets: the output of ssh-output events, and
+// whether /ssh was disconnected. It answers pings.
+func (s *sshSocket) next() (output string, disconnected bool, err error) {
+	packets, err := s.c.recv()
+	if err != nil {
+		return "", false, err
+	}
+	var out strings.Builder
+	for _, p := range packets {
+		switch {
+		case p == "2":
+			if err := s.send("3"); err != nil {
+				return out.String(), false, err
+			}
+		case strings.HasPrefix(p, `42/ssh,["ssh-output",`):
+			var ev []json.RawMessage
+			var m struct {
+				Output string `json:"output"`
+			}
+			if err := json.Unmarshal([]byte(p[len("42/ssh,"):]), &ev); err != nil || len(ev) != 2 {
+				return out.String(), false, fmt.Errorf("ssh-output %q: %v", p, err)
+			}
+			if err := json.Unmarshal(ev[1], &m); err != nil {
+				return out.String(), false, fmt.Errorf("ssh-output %q: %v", p, err)
+			}
+			out.WriteString(m.Output)
+		case p == "41/ssh," || p == "41/ssh":
+			return out.String(), true, nil
+		}
+	}
+	return out.String(), false, nil
+}
+
 // closing reads until the DISCONNECT of /ssh and returns the output
 // received, closing message included.
 func (s *sshSocket) closing() (string, error) {
 	var out strings.Builder
 	for {
-		packets, err := s.c.recv()
+		o, disconnected, err := s.next()
+		out.WriteString(o)
 		if err != nil {
 			return out.String(), fmt.Errorf("no DISCONNECT: %w", err)
 		}
-		for _, p := range packets {
-			switch {
-			case p == "2":
-				if err := s.send("3"); err != nil {
-					return out.String(), err
-				}
-			case strings.HasPrefix(p, `42/ssh,["ssh-output",`):
-				var ev []json.RawMessage
-				var m struct {
-					Output string `json:"output"`
-				}
-				if err := json.Unmarshal([]byte(p[len("42/ssh,"):]), &ev); err != nil || len(ev) != 2 {
-					return out.String(), fmt.Errorf("ssh-output %q: %v", p, err)
-				}
-				if err := json.Unmarshal(ev[1], &m); err != nil {
-					return out.String(), fmt.Errorf("ssh-output %q: %v", p, err)
-				}
-				out.WriteString(m.Output)
-			case p == "41/ssh," || p == "41/ssh":
-				return out.String(), nil
-			}
+		if disconnected {
+			return out.String(), nil
 		}
 	}
 }
@@ -188,25 +203,13 @@ func TestInvalidStartSession(t *testing.T) {
 func (s *sshSocket) waitOutput(want string) error {
 	var out strings.Builder
 	for !strings.Contains(out.String(), want) {
-		packets, err := s.c.recv()
+		o, disconnected, err := s.next()
+		out.WriteString(o)
+		if err == nil && disconnected {
+			err = errors.New("disconnected")
+		}
 		if err != nil {
 			return fmt.Errorf("waiting for %q, got %q: %w", want, out.String(), err)
-		}
-		for _, p := range packets {
-			switch {
-			case p == "2":
-				if err := s.send("3"); err != nil {
-					return err
-				}
-			case strings.HasPrefix(p, `42/ssh,["ssh-output",`):
-				var ev []json.RawMessage
-				var m struct {
-					Output string `json:"output"`
-				}
-				if json.Unmarshal([]byte(p[len("42/ssh,"):]), &ev) == nil && len(ev) == 2 && json.Unmarshal(ev[1], &m) == nil {
-					out.WriteString(m.Output)
-				}
-			}
 		}
 	}
 	return nil

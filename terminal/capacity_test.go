@@ -36,7 +36,7 @@ func TestAtCapacity(t *testing.T) {
 		}
 		waitDone(t, term)
 	}
-	if lines := logs.lines(); len(grep(lines, "at capacity")) != 1 || len(grep(lines, "terminal ended")) != 0 {
+	if lines := logs(); len(grep(lines, "at capacity")) != 1 || len(grep(lines, "terminal ended")) != 0 {
 		t.Errorf("log: got %q, want one line saying the gateway is at capacity", lines)
 	}
 	if calls, infos := f.obs.get(); len(calls) != 3 || infos[0].Reason != terminal.ReasonDenied {

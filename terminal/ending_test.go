@@ -1,36 +1,19 @@
 package terminal_test
 
 import (
-	"bytes"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 
+	"github.com/alfresco-ssh/alfresco-ssh/internal/syncbuf"
 	"github.com/alfresco-ssh/alfresco-ssh/terminal"
 )
 
-// logBuffer is a log destination that tests read.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) lines() []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return strings.Split(strings.TrimSpace(b.buf.String()), "\n")
-}
-
-func newLog() (*slog.Logger, *logBuffer) {
-	b := &logBuffer{}
-	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug})), b
+// newLog returns a logger and a function that returns its lines so far.
+func newLog() (*slog.Logger, func() []string) {
+	b := &syncbuf.Buffer{}
+	lines := func() []string { return strings.Split(strings.TrimSpace(b.String()), "\n") }
+	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug})), lines
 }
 
 // TestShellEndings: a shell that exits closes with "Connection closed.",
@@ -73,7 +56,7 @@ func TestEndLoggedOnce(t *testing.T) {
 	c.waitReady()
 	term.Input("exit\r")
 	waitDone(t, term)
-	end := grep(logs.lines(), "terminal ended")
+	end := grep(logs(), "terminal ended")
 	if len(end) != 1 || !strings.Contains(end[0], "reason=exit") || strings.Contains(end[0], "<nil>") {
 		t.Errorf("end of a shell that exited: got %q, want one line with reason=exit and no <nil>", end)
 	}
@@ -85,7 +68,7 @@ func TestEndLoggedOnce(t *testing.T) {
 	target.Password = "wrong"
 	term.Start(f.credentialsID(target))
 	waitDone(t, term)
-	lines := logs.lines()
+	lines := logs()
 	if failed := grep(lines, "authentication failed"); len(failed) != 1 ||
 		!strings.Contains(failed[0], "terminal ended") || !strings.Contains(failed[0], "reason=auth_failed") {
 		t.Errorf("failed login: got log %q, want the failure once, in the line terminal ended with reason=auth_failed", lines)

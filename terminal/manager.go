@@ -147,6 +147,9 @@ func (m *Manager) Open(c Client, clientAddr string, log *slog.Logger) *Terminal 
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
+		if t.slot != nil {
+			t.slot()
+		}
 		t.refuse(ErrShutdown)
 		return t
 	}

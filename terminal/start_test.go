@@ -84,6 +84,10 @@ func TestConnectLimit(t *testing.T) {
 	term.Input("exit\r")
 	c.closing()
 	waitDone(t, term)
+	f.m.Shutdown(t.Context())
+	late := newClient(t)
+	f.m.Open(late, "192.0.2.1", nil) // refused: its slot is given back
+	late.closing()
 	mu.Lock()
 	defer mu.Unlock()
 	if open != 0 {

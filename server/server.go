@@ -139,7 +139,8 @@ type Config struct {
 }
 
 // startGrace is how much longer than the SSH dial's timeout a socket may
-// take to have its shell up: the wait for its start-session.
+// wait before its start-session (a dial that has begun has its own
+// timeout).
 const startGrace = 5 * time.Second
 
 // defaultTransports are the Socket.IO transports accepted by default, as

@@ -12,7 +12,7 @@
 //
 //	Waiting   connected (Manager.Open); no start-session yet. Window sizes
 //	          are kept for the PTY. It counts against the session limits
-//	          (Config.Connect) and must be Running within
+//	          (Config.Connect) and must get its start-session within
 //	          Config.StartTimeout.
 //	Starting  start-session received: credentials taken, the login
 //	          back-off applied, SSH dialling.

@@ -82,10 +82,10 @@ type Config struct {
 	// gets it as its closing message at once). release, if not nil, runs
 	// when the terminal ends.
 	Connect func(client string) (release func(), err error)
-	// StartTimeout ends a terminal whose shell is not up this long after
-	// Open (ErrStartTimeout), so that a client that never sends a valid
-	// start-session holds nothing for long (0: no limit). It must cover
-	// the dial (SSH.Timeout) besides the wait for start-session.
+	// StartTimeout ends a terminal that got no start-session this long
+	// after Open (ErrStartTimeout), so that a client that never sends one
+	// holds nothing for long (0: no limit). A dial that has begun is
+	// bounded by SSH.Timeout instead.
 	StartTimeout time.Duration
 	// Logger receives the Manager's logs when Open is given none; nil
 	// discards them.

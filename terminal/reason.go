@@ -28,8 +28,8 @@ var (
 	// ErrNotReading: the remote did not read its input while more than
 	// InputBuffer bytes of it waited.
 	ErrNotReading = errors.New("the remote is not reading input")
-	// ErrStartTimeout: the shell was not up within Config.StartTimeout
-	// of the client's connection (no valid start-session, or a slow one).
+	// ErrStartTimeout: no start-session within Config.StartTimeout of the
+	// client's connection.
 	ErrStartTimeout = errors.New("session not started in time")
 	// ErrConnectionLost: the shell's output ended without an exit status:
 	// the SSH server closed the connection, or it broke.

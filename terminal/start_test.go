@@ -1,12 +1,15 @@
 package terminal_test
 
 import (
+	"io"
+	"net"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/alfresco-ssh/alfresco-ssh/policy"
+	"github.com/alfresco-ssh/alfresco-ssh/sshbridge"
 	"github.com/alfresco-ssh/alfresco-ssh/terminal"
 )
 
@@ -116,4 +119,33 @@ func TestInputBound(t *testing.T) {
 	if calls, infos := f.obs.get(); len(calls) != 2 || infos[1].Reason != terminal.ReasonLost {
 		t.Errorf("observer: got %v %+v, want ended, connection_lost", calls, infos)
 	}
+}
+
+// TestStartTimeoutSparesDials: once start-session has come, the dial's
+// own timeout bounds it, not StartTimeout (under load a dial may begin
+// late and still succeed).
+func TestStartTimeoutSparesDials(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			defer c.Close()
+			io.Copy(io.Discard, c) // silent until the client gives up
+		}
+	}()
+	f := newFixture(t, func(c *terminal.Config) {
+		c.StartTimeout = 50 * time.Millisecond
+		c.SSH.Timeout = 500 * time.Millisecond
+	})
+	c := newClient(t)
+	term := f.m.Open(c, "192.0.2.1", nil)
+	a := ln.Addr().(*net.TCPAddr)
+	term.Start(f.credentialsID(sshbridge.Target{Host: a.IP.String(), Port: a.Port, User: "u", Password: password}))
+	if m := c.closing(); !strings.Contains(m.Output, "Connection failed: timed out.") {
+		t.Errorf("closing message: got %q, want the dial's timeout", m.Output)
+	}
+	waitDone(t, term)
 }

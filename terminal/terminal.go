@@ -255,7 +255,7 @@ func (t *Terminal) handle(e event) {
 	case evEOFWait:
 		t.decideEOF()
 	case evStartTimeout:
-		if t.State() < Running {
+		if t.State() == Waiting {
 			t.stop(ErrStartTimeout)
 		}
 	}

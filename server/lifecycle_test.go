@@ -86,9 +86,10 @@ func (s *sshSocket) next() (output string, disconnected bool, err error) {
 	for _, p := range packets {
 		switch {
 		case p == "2":
-			if err := s.send("3"); err != nil {
-				return out.String(), false, err
-			}
+			// Not on this goroutine: while the gateway reads nothing from
+			// this client, a write waits, and the reading must go on.
+			go s.send("3") //nolint:errcheck // a closed connection is seen by recv
+
 		case strings.HasPrefix(p, `42/ssh,["ssh-output",`):
 			var ev []json.RawMessage
 			var m struct {

@@ -822,8 +822,8 @@ func (b *bench) sessionsGateway(ctx context.Context, n, keys int, openTimeout ti
 	return nil
 }
 
-// gatewayFailures returns the distinct reasons a gateway log gives for SSH
-// connections that failed, with their counts.
+// gatewayFailures returns the distinct reasons a gateway log gives for
+// terminals that failed or ended with an error, with their counts.
 func gatewayFailures(logPath string) []string {
 	data, err := os.ReadFile(logPath)
 	if err != nil {
@@ -832,7 +832,8 @@ func gatewayFailures(logPath string) []string {
 	counts := map[string]int{}
 	var order []string
 	for line := range strings.SplitSeq(string(data), "\n") {
-		if !strings.Contains(line, `msg="ssh connection failed"`) {
+		if !strings.Contains(line, `msg="terminal ended"`) || !strings.Contains(line, " err=") ||
+			strings.Contains(line, " reason=client_gone") {
 			continue
 		}
 		_, reason, _ := strings.Cut(line, " err=")
@@ -842,7 +843,7 @@ func gatewayFailures(logPath string) []string {
 	}
 	var out []string
 	for _, r := range order {
-		out = append(out, fmt.Sprintf("gateway log: %d x ssh connection failed: %s", counts[r], r))
+		out = append(out, fmt.Sprintf("gateway log: %d x terminal ended: %s", counts[r], r))
 	}
 	return out
 }

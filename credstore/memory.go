@@ -21,6 +21,8 @@ import (
 var (
 	ErrCredentialsNotFound = errors.New("credentials not found")
 	ErrStoreFull           = errors.New("too many pending credentials")
+	// ErrClosed: the store was closed (the gateway is shutting down).
+	ErrClosed = errors.New("credential store closed")
 	// ErrUnavailable wraps every failure to reach a shared store.
 	ErrUnavailable = errors.New("credential store unavailable")
 )
@@ -36,6 +38,7 @@ type Memory struct {
 
 	mu      sync.Mutex
 	entries map[string]*sealed
+	closed  bool // Close: Put fails
 }
 
 type sealed struct {
@@ -64,6 +67,9 @@ func (s *Memory) Put(_ context.Context, t sshbridge.Target) (string, error) {
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		return "", ErrClosed
+	}
 	if len(s.entries) >= s.max {
 		return "", ErrStoreFull
 	}
@@ -109,10 +115,11 @@ func (s *Memory) Len() int {
 	return len(s.entries)
 }
 
-// Close drops every entry.
+// Close drops every entry; Put fails from then on.
 func (s *Memory) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.closed = true
 	for id, e := range s.entries {
 		e.timer.Stop()
 		clear(e.blob)

@@ -3,9 +3,13 @@ package server
 import (
 	"bytes"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/zishang520/socket.io/servers/engine/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
+
+	"github.com/alfresco-ssh/alfresco-ssh/terminal"
 )
 
 // connectGate works around a race in the Socket.IO server library: it sends
@@ -37,6 +41,11 @@ type gatedConn struct {
 	mu     sync.Mutex
 	held   chan struct{} // while packets are held: closed to let them through
 	closed bool
+	// input, once the socket is attached, is its terminal: while its
+	// input buffer is full, the connection's packets wait (WaitInput)
+	// for up to stall.
+	input atomic.Pointer[terminal.Terminal]
+	stall time.Duration
 }
 
 var connectPacket = []byte("0" + namespace)
@@ -68,6 +77,19 @@ func (g *connectGate) release(id string) {
 	}
 }
 
+// pauseInput makes connection id read nothing more while t's input buffer
+// is full, for up to stall each time: the client is held back by TCP flow
+// control (websocket) or an unanswered POST (polling) instead of the
+// Socket.IO library queueing what it sends. stall must stay well below
+// the ping timeout, as the client's pongs wait too.
+func (g *connectGate) pauseInput(id string, t *terminal.Terminal, stall time.Duration) {
+	if c, ok := g.conns.Load(id); ok {
+		gc := c.(*gatedConn)
+		gc.stall = stall
+		gc.input.Store(t)
+	}
+}
+
 // hold returns at once, except for a packet that follows a CONNECT to our
 // namespace: that one waits until the gate opens.
 func (c *gatedConn) hold(args []any) {
@@ -85,6 +107,9 @@ func (c *gatedConn) hold(args []any) {
 	c.mu.Unlock()
 	if wait != nil {
 		<-wait
+	}
+	if t := c.input.Load(); t != nil {
+		t.WaitInput(c.stall)
 	}
 }
 

@@ -166,8 +166,14 @@ func (s *Server) limitBody(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// errShuttingDown answers a create request during Shutdown.
+var errShuttingDown = &requestError{http.StatusServiceUnavailable, "The gateway is shutting down, try again later"}
+
 // storeRequest parses and stores the credentials of a create request.
 func (s *Server) storeRequest(c echo.Context) (string, error) {
+	if s.isClosing() {
+		return "", errShuttingDown
+	}
 	client := s.clientIP(c.Request())
 	if err := s.allowCreate(c.Request().Context(), c.Response(), client); err != nil {
 		return "", err
@@ -189,6 +195,9 @@ func (s *Server) storeRequest(c echo.Context) (string, error) {
 	if errors.Is(err, credstore.ErrUnavailable) {
 		s.log.Warn("credentials not stored", "err", err)
 		return "", errStoreDown
+	}
+	if errors.Is(err, credstore.ErrClosed) {
+		return "", errShuttingDown
 	}
 	if err != nil {
 		return "", err

@@ -53,21 +53,21 @@ func (s *Server) allowCreate(ctx context.Context, w http.ResponseWriter, addr st
 	return &requestError{http.StatusServiceUnavailable, "Service unavailable, try again later"}
 }
 
-// admit applies the limits to a terminal of the client at addr before it
-// dials target: the concurrent sessions and the login back-off. On success
-// the caller reports the dial's result with endLogin, and calls release
-// when the session ends.
-func (s *Server) admit(ctx context.Context, addr string, target sshbridge.Target) (login policy.Attempt, release func(), err error) {
-	key := s.clientKey(addr)
-	login, err = s.limits.Logins.Reserve(ctx, policy.Login{Client: key, Account: target.User + "@" + target.Addr()})
-	if err != nil {
-		return nil, nil, err
-	}
-	if release, err = s.limits.Sessions.Acquire(ctx, key); err != nil {
-		s.endLogin(login, policy.Abandoned)
-		return nil, nil, err
-	}
-	return login, release, nil
+// connectClient counts a new socket of the client at addr against the
+// session limits (terminal.Config.Connect): a socket holds its slot from
+// its connection on, whether it starts a session or not, until its
+// terminal ends and calls release.
+func (s *Server) connectClient(addr string) (release func(), err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), limitTimeout)
+	defer cancel()
+	return s.limits.Sessions.Acquire(ctx, s.clientKey(addr))
+}
+
+// admit applies the login back-off to a terminal of the client at addr
+// before it dials target. On success the caller reports the dial's result
+// with endLogin.
+func (s *Server) admit(ctx context.Context, addr string, target sshbridge.Target) (policy.Attempt, error) {
+	return s.limits.Logins.Reserve(ctx, policy.Login{Client: s.clientKey(addr), Account: target.User + "@" + target.Addr()})
 }
 
 // dialOutcome is what sshbridge.Dial's error says about the credentials.

@@ -141,41 +141,37 @@ func TestClientKeyIPv6(t *testing.T) {
 	target := sshbridge.Target{Host: "192.0.2.10", Port: 22, User: "u"}
 	t.Run("sessions per client", func(t *testing.T) {
 		s := newTestServer(t, Config{MaxSessionsPerClient: 1})
-		login, release, err := s.admit(t.Context(), "2001:db8::1", target)
+		release, err := s.connectClient("2001:db8::1")
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer release()
-		s.endLogin(login, policy.Succeeded)
-		if _, _, err := s.admit(t.Context(), "2001:db8::2", target); !errors.Is(err, policy.ErrTooManyClientSessions) {
+		if _, err := s.connectClient("2001:db8::2"); !errors.Is(err, policy.ErrTooManyClientSessions) {
 			t.Errorf("second session from the same /64: got %v, want %v", err, policy.ErrTooManyClientSessions)
 		}
-		login, release, err = s.admit(t.Context(), "2001:db8:0:1::1", target)
+		release, err = s.connectClient("2001:db8:0:1::1")
 		if err != nil {
 			t.Fatalf("session from another /64: %v", err)
 		}
-		s.endLogin(login, policy.Abandoned)
 		release()
 	})
 	t.Run("login back-off", func(t *testing.T) {
 		s := newTestServer(t, Config{AuthFailures: 1})
-		login, release, err := s.admit(t.Context(), "2001:db8::1", target)
+		login, err := s.admit(t.Context(), "2001:db8::1", target)
 		if err != nil {
 			t.Fatal(err)
 		}
 		s.endLogin(login, policy.Failed)
-		release()
 		other := target
 		other.User = "someone-else"
 		var refused *policy.LoginRefusedError
-		if _, _, err := s.admit(t.Context(), "2001:db8::2", other); !errors.As(err, &refused) || refused.Account {
+		if _, err := s.admit(t.Context(), "2001:db8::2", other); !errors.As(err, &refused) || refused.Account {
 			t.Errorf("login from the same /64 after its failure: got %v, want the client refused", err)
 		}
-		login, release, err = s.admit(t.Context(), "2001:db8:0:1::1", other)
+		login, err = s.admit(t.Context(), "2001:db8:0:1::1", other)
 		if err != nil {
 			t.Fatalf("login from another /64: %v", err)
 		}
 		s.endLogin(login, policy.Abandoned)
-		release()
 	})
 }

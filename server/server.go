@@ -151,6 +151,11 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// startGrace is how much longer than the SSH dial's timeout a socket may
+// wait before its start-session (a dial that has begun has its own
+// timeout).
+const startGrace = 5 * time.Second
+
 // defaultTransports are the Socket.IO transports accepted by default, as
 // socket.io-client tries them.
 var defaultTransports = []string{"polling", "websocket"}
@@ -176,6 +181,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.IdleTimeout <= 0 {
 		c.IdleTimeout = 30 * time.Minute
+	}
+	if c.SSH.Timeout <= 0 {
+		c.SSH.Timeout = 10 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -214,6 +222,8 @@ type Server struct {
 	files *fileTransfers // nil when Config.Files is off
 	admin SessionRegistry
 
+	conns *connCount // engine connections
+
 	mu      sync.Mutex
 	closing bool
 }
@@ -247,12 +257,15 @@ func New(cfg Config) (*Server, error) {
 		store:  store,
 		page:   pg,
 		limits: newLimits(cfg),
+		conns:  newConnCount(),
 	}
 	var err error
 	s.terms = terminal.NewManager(terminal.Config{
 		SSH:                cfg.SSH,
 		Credentials:        store,
 		Admit:              s.admitSession,
+		Connect:            s.connectClient,
+		StartTimeout:       cfg.SSH.Timeout + startGrace,
 		FilesTokens:        cfg.Files,
 		IdleTimeout:        cfg.IdleTimeout,
 		MaxSessionDuration: cfg.MaxSessionDuration,
@@ -296,6 +309,7 @@ func (s *Server) Handler() http.Handler { return s.echo }
 // Serve serves HTTP on ln until Shutdown. It returns nil after a clean
 // shutdown.
 func (s *Server) Serve(ln net.Listener) error {
+	ln = capacityListener{ln, s.terms}
 	var err error
 	if s.certs != nil {
 		err = s.http.ServeTLS(ln, "", "")
@@ -308,6 +322,22 @@ func (s *Server) Serve(ln net.Listener) error {
 	return err
 }
 
+// capacityListener logs, once per interval, that accepting fails for want
+// of file descriptors; http.Server retries such an Accept after a pause,
+// and logs each attempt only at debug level.
+type capacityListener struct {
+	net.Listener
+	terms *terminal.Manager
+}
+
+func (l capacityListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		l.terms.AtCapacity(err)
+	}
+	return c, err
+}
+
 // Terminals returns the registry of the gateway's terminals.
 func (s *Server) Terminals() *terminal.Manager { return s.terms }
 
@@ -315,35 +345,79 @@ func (s *Server) Terminals() *terminal.Manager { return s.terms }
 // relayed so far.
 func (s *Server) OutputBytes() uint64 { return s.terms.OutputBytes() }
 
-// Shutdown stops the gateway in order: refuse new Socket.IO connections,
-// tell every live terminal why and close its SSH session, wait for the
-// sessions and for the browsers to leave (up to ctx's deadline), then close
-// Socket.IO and the HTTP server.
+// Shutdown stops the gateway in order: refuse new Socket.IO connections
+// and credentials (the create endpoints answer 503), tell every live
+// terminal why and close its SSH session, wait for the terminals and for
+// the browsers to leave, then close Socket.IO, the credential store and
+// the HTTP server. When ctx ends first, what is left is closed at once and
+// ctx's error returned.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing = true
 	s.mu.Unlock()
-	s.terms.Shutdown(ctx)
+	err := s.terms.Shutdown(ctx)
 	// Give browsers a moment to act on the DISCONNECT so they do not
 	// reconnect in a storm; then close what is left.
-	wait := time.NewTicker(10 * time.Millisecond)
-	defer wait.Stop()
-	deadline := time.After(2 * time.Second)
-waitClients:
-	for s.io.Engine().ClientsCount() > 0 {
-		select {
-		case <-wait.C:
-		case <-deadline:
-			break waitClients
-		case <-ctx.Done():
-			break waitClients
-		}
+	wait := time.NewTimer(clientsWait)
+	select {
+	case <-s.conns.none():
+	case <-wait.C:
+	case <-ctx.Done():
 	}
+	wait.Stop()
 	closed := make(chan struct{})
 	s.io.Close(func(error) { close(closed) })
 	<-closed
 	s.store.Close()
-	return s.http.Shutdown(ctx)
+	if herr := s.http.Shutdown(ctx); herr != nil {
+		s.http.Close()
+		err = errors.Join(err, herr)
+	}
+	return err
+}
+
+// clientsWait bounds how long Shutdown waits for the browsers to leave
+// once told.
+const clientsWait = 2 * time.Second
+
+// connCount counts the open engine connections.
+type connCount struct {
+	mu    sync.Mutex
+	n     int
+	empty chan struct{} // closed while n is 0
+}
+
+func newConnCount() *connCount {
+	c := &connCount{empty: make(chan struct{})}
+	close(c.empty)
+	return c
+}
+
+// add counts a new connection until done is called.
+func (c *connCount) add() (done func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n == 0 {
+		c.empty = make(chan struct{})
+	}
+	c.n++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			if c.n--; c.n == 0 {
+				close(c.empty)
+			}
+		})
+	}
+}
+
+// none is closed while no connection is open.
+func (c *connCount) none() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.empty
 }
 
 func (s *Server) isClosing() bool {

@@ -49,6 +49,11 @@ func (s *Server) newSocketIO() *socket.Server {
 		if conn, ok := args[0].(engine.Socket); ok {
 			s.gate.install(conn)
 			watchUpgrade(conn)
+			done := s.conns.add()
+			conn.Once("close", func(...any) { done() })
+			if conn.ReadyState() == "closed" {
+				done() // closed before the listener was in place
+			}
 		}
 	})
 	return io
@@ -68,8 +73,15 @@ func (s *Server) attach(sock *socket.Socket) {
 	if t.State() == terminal.Ended {
 		return
 	}
-	on(sock, log, "start-session", decodeStart, t.Start)
+	sock.On("start-session", func(args ...any) {
+		id, err := decodeStart(args)
+		if err != nil {
+			log.Debug("rejected start-session", "err", err)
+		}
+		t.Start(id) // "" when rejected: the closing message says why
+	})
 	on(sock, log, "ssh-input", decodeInput, t.Input)
+	s.gate.pauseInput(sock.Conn().Id(), t, s.cfg.PingTimeout/2)
 	on(sock, log, "resize", decodeResize, t.Resize)
 	sock.On("timeout", func(...any) { t.Stop(terminal.ErrInactive) })
 	sock.On("disconnect", func(...any) { t.Stop(terminal.ErrClientGone) })
@@ -102,14 +114,14 @@ func on[V any](sock *socket.Socket, log *slog.Logger, event string, decode func(
 	})
 }
 
-// admitSession applies the limits before a dial (terminal.Admit): see
-// admit and endLogin.
+// admitSession applies the login back-off before a dial (terminal.Admit):
+// see admit and endLogin.
 func (s *Server) admitSession(ctx context.Context, client string, target sshbridge.Target) (func(error), func(), error) {
-	login, release, err := s.admit(ctx, client, target)
+	login, err := s.admit(ctx, client, target)
 	if err != nil {
 		return nil, nil, err
 	}
-	return func(err error) { s.endLogin(login, dialOutcome(err)) }, release, nil
+	return func(err error) { s.endLogin(login, dialOutcome(err)) }, nil, nil
 }
 
 // outputHead and outputTail frame the payload of an ssh-output packet of

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/crypto/ssh"
 )
@@ -33,6 +34,9 @@ type Session struct {
 	auth  string                // the authentication method that succeeded
 	key   string                // the host key's SHA256 fingerprint
 	sftp  sftpConn              // opened by the first call to SFTP (sftp.go)
+	// exited is set by Serve when the remote sends the shell's exit-status
+	// or exit-signal.
+	exited atomic.Bool
 
 	closeOnce sync.Once
 }
@@ -138,6 +142,9 @@ func Serve[E any](s *Session, events <-chan E, handle func(E)) {
 				chReq = nil
 				continue
 			}
+			if r.Type == "exit-status" || r.Type == "exit-signal" {
+				s.exited.Store(true)
+			}
 			decline(r)
 		case e := <-events:
 			handle(e)
@@ -151,6 +158,11 @@ func decline(r *ssh.Request) {
 		r.Reply(false, nil)
 	}
 }
+
+// Exited reports whether the remote has sent the shell's exit status (or
+// the signal that ended it), as Serve saw it. A session whose channel
+// closed without it lost its connection or was closed by the server.
+func (s *Session) Exited() bool { return s.exited.Load() }
 
 // Auth returns the authentication method that logged in: "password",
 // "keyboard-interactive" or "publickey".

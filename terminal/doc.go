@@ -11,9 +11,11 @@
 // Ended from any of them:
 //
 //	Waiting   connected (Manager.Open); no start-session yet. Window sizes
-//	          are kept for the PTY.
-//	Starting  start-session received: credentials taken, limits and the
-//	          login back-off applied, SSH dialling.
+//	          are kept for the PTY. It counts against the session limits
+//	          (Config.Connect) and must get its start-session within
+//	          Config.StartTimeout.
+//	Starting  start-session received: credentials taken, the login
+//	          back-off applied, SSH dialling.
 //	Running   the shell is up: connection-ready was sent; output flows,
 //	          input and window sizes go to the shell.
 //	Ending    the end is decided (the shell exited, the client left, a
@@ -36,7 +38,9 @@
 // the terminal's life. The owner never waits on the network either:
 // helpers do, each started on demand and ending on its own: the dial, the
 // two output pumps (standard output and standard error, which x/crypto can
-// only read by blocking), and window changes. Once the shell runs, the
+// only read by blocking), window changes, and the input writer, which
+// writes what waits in the terminal's bounded input buffer (InputBuffer;
+// a remote that stops reading while it is full ends the terminal). Once the shell runs, the
 // owner also answers what the SSH server sends on its own (sshbridge.Serve),
 // so a running terminal costs no goroutine more than its SSH session
 // needs anyway. Counters read from other goroutines (bytes in and out,

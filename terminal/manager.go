@@ -21,8 +21,7 @@ type Credentials interface {
 }
 
 // Admit is asked before each dial, with the dial's context (cancelled
-// when the terminal stops): it applies the login back-off and the session
-// limits, and refuses with an error that Text explains to the user.
+// when the terminal stops): it applies the login back-off, and refuses with an error that Text explains to the user.
 // Otherwise dialed is called once with the dial's outcome (nil: logged
 // in) and release once, when the terminal ends; either may be nil.
 type Admit func(ctx context.Context, client string, target sshbridge.Target) (dialed func(error), release func(), err error)
@@ -80,6 +79,17 @@ type Config struct {
 	FilesTokens bool
 	// Observers are told about every terminal.
 	Observers []Observer
+	// Connect, when set, is asked by Open for every new client: it counts
+	// the client's terminal against the session limits from its first
+	// moment, and refuses it with an error that Text explains (the client
+	// gets it as its closing message at once). release, if not nil, runs
+	// when the terminal ends.
+	Connect func(client string) (release func(), err error)
+	// StartTimeout ends a terminal that got no start-session this long
+	// after Open (ErrStartTimeout), so that a client that never sends one
+	// holds nothing for long (0: no limit). A dial that has begun is
+	// bounded by SSH.Timeout instead.
+	StartTimeout time.Duration
 	// Logger receives the Manager's logs when Open is given none; nil
 	// discards them.
 	Logger *slog.Logger
@@ -88,9 +98,10 @@ type Config struct {
 // Manager is the registry of this node's terminals. It is safe for
 // concurrent use.
 type Manager struct {
-	cfg    Config
-	output atomic.Uint64 // bytes of terminal output, all terminals
-	input  atomic.Uint64 // bytes of terminal input, all terminals
+	cfg      Config
+	output   atomic.Uint64 // bytes of terminal output, all terminals
+	capacity capacityLog
+	input    atomic.Uint64 // bytes of terminal input, all terminals
 
 	// Packet framing, from cfg: before and after the escaped output.
 	head, tail []byte
@@ -129,9 +140,20 @@ func (m *Manager) Open(c Client, clientAddr string, log *slog.Logger) *Terminal 
 		log = m.cfg.Logger
 	}
 	t := newTerminal(m, c, clientAddr, log)
+	if m.cfg.Connect != nil {
+		slot, err := m.cfg.Connect(clientAddr)
+		if err != nil {
+			t.refuse(err)
+			return t
+		}
+		t.slot = slot
+	}
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
+		if t.slot != nil {
+			t.slot()
+		}
 		t.refuse(ErrShutdown)
 		return t
 	}
@@ -140,6 +162,9 @@ func (m *Manager) Open(c Client, clientAddr string, log *slog.Logger) *Terminal 
 	}
 	m.byID[t.id] = t
 	m.mu.Unlock()
+	if d := m.cfg.StartTimeout; d > 0 {
+		t.startTimer = time.AfterFunc(d, func() { t.post(event{kind: evStartTimeout}) })
+	}
 	go t.run()
 	return t
 }

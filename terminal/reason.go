@@ -25,6 +25,15 @@ var (
 	ErrLifetime = errors.New("maximum session duration reached")
 	// ErrKilled: an administrator ended the terminal (Manager.Kill).
 	ErrKilled = errors.New("ended by an administrator")
+	// ErrNotReading: the remote did not read its input while more than
+	// InputBuffer bytes of it waited.
+	ErrNotReading = errors.New("the remote is not reading input")
+	// ErrStartTimeout: no start-session within Config.StartTimeout of the
+	// client's connection.
+	ErrStartTimeout = errors.New("session not started in time")
+	// ErrConnectionLost: the shell's output ended without an exit status:
+	// the SSH server closed the connection, or it broke.
+	ErrConnectionLost = errors.New("the SSH server closed the connection without an exit status")
 )
 
 // Reason classifies how a terminal failed to start or ended, for metrics
@@ -34,7 +43,7 @@ type Reason string
 // Failures to start (Observer.Failed).
 const (
 	ReasonInvalidCredentials Reason = "invalid_credentials" // unknown, expired or used credentials
-	ReasonDenied             Reason = "denied"              // target policy, session limits, login back-off, shutdown
+	ReasonDenied             Reason = "denied"              // target policy, session limits, login back-off, at capacity
 	ReasonAuthFailed         Reason = "auth_failed"
 	ReasonHostKeyRejected    Reason = "host_key_rejected"
 	ReasonConnectFailed      Reason = "connect_failed" // refused, unreachable, not found, timed out, handshake
@@ -70,8 +79,14 @@ func classify(err error) Reason {
 		return ReasonShutdown
 	case errors.Is(err, ErrKilled):
 		return ReasonKilled
+	case errors.Is(err, ErrStartTimeout):
+		return ReasonConnectFailed
+	case errors.Is(err, ErrNotReading):
+		return ReasonLost // the remote stopped answering
 	case errors.Is(err, ErrNoCredentials):
 		return ReasonInvalidCredentials
+	case outOfFiles(err):
+		return ReasonDenied // the gateway is at capacity
 	case errors.As(err, &denied), errors.As(err, &blocked),
 		errors.Is(err, policy.ErrTooManySessions), errors.Is(err, policy.ErrTooManyClientSessions):
 		return ReasonDenied
@@ -114,10 +129,18 @@ func Text(reason error) string {
 		return "The gateway is shutting down. Connection closed."
 	case errors.Is(reason, ErrKilled):
 		return "Session ended by an administrator."
+	case errors.Is(reason, ErrStartTimeout):
+		return "Connection closed: the session did not start in time."
+	case errors.Is(reason, ErrNotReading):
+		return "Session closed: the remote is not reading input."
+	case errors.Is(reason, ErrConnectionLost):
+		return "Connection lost: the SSH server closed the connection."
 	case errors.Is(reason, credstore.ErrUnavailable):
 		return "Could not start the session: the gateway cannot reach its credential store, try again later."
 	case errors.Is(reason, ErrNoCredentials):
 		return "Could not start the session: the credentials are unknown, expired or already used."
+	case outOfFiles(reason):
+		return "Connection failed: the gateway is at capacity, try again later."
 	case errors.Is(reason, sshbridge.ErrAuth):
 		return "Connection failed: authentication failed."
 	case errors.Is(reason, sshbridge.ErrRefused):

@@ -3,7 +3,6 @@ package terminal
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -82,22 +81,30 @@ type Terminal struct {
 	lastActive atomic.Int64 // Unix nanoseconds of the last input or output
 	bytesIn    atomic.Uint64
 	bytesOut   atomic.Uint64
+	input      inputQueue
 
 	// filesKey is the hash of the files token; guarded by m.mu.
 	filesKey *[32]byte
 
 	// Owned by the owner goroutine.
-	size     sshbridge.WindowSize
-	cancel   context.CancelCauseFunc // of the session's context, once Starting
-	reason   error                   // why it ends, once decided
-	ending   bool                    // reason is decided
-	pumps    int                     // output pumps running
-	release  func()                  // the session's slot in Sessions
-	idle     *time.Timer
-	lifetime *time.Timer
-	served   bool // sshbridge.Serve has run
-	moveOn   bool // the owner continues on a fresh goroutine
-	resizer  *resizer
+	size       sshbridge.WindowSize
+	cancel     context.CancelCauseFunc // of the session's context, once Starting
+	reason     error                   // why it ends, once decided
+	ending     bool                    // reason is decided
+	pumps      int                     // output pumps running
+	release    func()                  // Admit's, once dialled
+	slot       func()                  // Config.Connect's; set before run
+	startTimer *time.Timer             // StartTimeout's; set before run
+	idle       *time.Timer
+	lifetime   *time.Timer
+	served     bool // sshbridge.Serve has run
+	chClosed   bool // sshbridge.Serve has returned: the session channel closed
+	// eof: the shell's output ended, and whether it exited or the
+	// connection was lost waits for the channel's close (eofWait bounds it).
+	eof     bool
+	eofWait *time.Timer
+	moveOn  bool // the owner continues on a fresh goroutine
+	resizer *resizer
 }
 
 // meta is what is known of the session, set by the owner as it learns it.
@@ -110,13 +117,15 @@ type meta struct {
 type eventKind uint8
 
 const (
-	evStart  eventKind = iota // text: the credentials id
-	evResize                  // size
-	evStop                    // err
-	evDialed                  // dial
-	evPumped                  // err, stdout: a pump ended
-	evIdle                    // the idle timer fired
-	evNotice                  // text
+	evStart        eventKind = iota // text: the credentials id
+	evResize                        // size
+	evStop                          // err
+	evDialed                        // dial
+	evPumped                        // err, stdout: a pump ended
+	evIdle                          // the idle timer fired
+	evNotice                        // text
+	evEOFWait                       // the wait for the channel's close after its end of output is over
+	evStartTimeout                  // StartTimeout has passed since Open
 )
 
 // event is a message to the owner goroutine.
@@ -180,7 +189,8 @@ func (t *Terminal) Info() Info {
 }
 
 // Start starts a session with the credentials id (start-session). A
-// second start is ignored.
+// second start is ignored. An empty id (a malformed start-session) fails
+// as unknown credentials do.
 func (t *Terminal) Start(id string) { t.post(event{kind: evStart, text: id}) }
 
 // Resize sets the PTY's size; before the shell is up, it is opened at the
@@ -190,23 +200,6 @@ func (t *Terminal) Resize(size sshbridge.WindowSize) { t.post(event{kind: evResi
 // Stop ends the terminal for reason (ErrClientGone, ErrInactive, ...).
 // The first reason wins.
 func (t *Terminal) Stop(reason error) { t.post(event{kind: evStop, err: reason}) }
-
-// Input sends input to the shell. It blocks while the remote does not
-// read: the client's later events wait, other clients' do not. Input
-// before the shell is up is dropped.
-func (t *Terminal) Input(input string) {
-	sess := t.sess.Load()
-	if sess == nil {
-		t.log.Debug("dropped ssh-input before the shell is ready")
-		return
-	}
-	t.Touch()
-	t.bytesIn.Add(uint64(len(input)))
-	t.m.input.Add(uint64(len(input)))
-	if _, err := io.WriteString(sess, input); err != nil {
-		t.log.Debug("write to shell failed", "err", err)
-	}
-}
 
 // post hands an event to the owner goroutine; after the end it is
 // dropped. It reports whether the event was delivered.
@@ -235,6 +228,7 @@ func (t *Terminal) run() {
 		if sess := t.sess.Load(); sess != nil && !t.served {
 			t.served = true
 			sshbridge.Serve(sess, t.events, t.handle)
+			t.channelClosed()
 			continue
 		}
 		t.handle(<-t.events)
@@ -260,6 +254,12 @@ func (t *Terminal) handle(e event) {
 		t.checkIdle()
 	case evNotice:
 		t.notice(e.text)
+	case evEOFWait:
+		t.decideEOF()
+	case evStartTimeout:
+		if t.State() == Waiting {
+			t.stop(ErrStartTimeout)
+		}
 	}
 }
 
@@ -273,6 +273,10 @@ func (t *Terminal) start(id string) {
 	t.setState(Starting)
 	if !t.m.mayStart() {
 		t.finish(ErrShutdown)
+		return
+	}
+	if id == "" {
+		t.finish(ErrNoCredentials)
 		return
 	}
 	ctx, cancel := context.WithCancelCause(context.Background())
@@ -340,22 +344,20 @@ func (t *Terminal) dial(ctx context.Context, id string, size sshbridge.WindowSiz
 
 func (t *Terminal) open(ctx context.Context, id string, r *dialResult) (*sshbridge.Session, error) {
 	cfg := &t.m.cfg
+	r.log = t.log.With("id", shortID(id))
 	target, err := cfg.Credentials.Take(ctx, id)
 	if errors.Is(err, credstore.ErrUnavailable) {
-		t.log.Warn("start-session: credential store unavailable", "err", err)
 		return nil, err
 	}
 	if err != nil {
-		t.log.Info("start-session with unknown credentials", "id", shortID(id))
 		return nil, ErrNoCredentials
 	}
 	defer clear(target.PrivateKey)
 	r.meta = meta{target: target.Addr(), user: target.User}
-	r.log = t.log.With("id", shortID(id), "host", target.Host, "port", target.Port, "user", target.User)
+	r.log = r.log.With("host", target.Host, "port", target.Port, "user", target.User)
 	var dialed func(error)
 	if cfg.Admit != nil {
 		if dialed, r.release, err = cfg.Admit(ctx, t.addr, target); err != nil {
-			t.log.Info("session refused", "id", shortID(id), "reason", err)
 			return nil, err
 		}
 	}
@@ -369,7 +371,6 @@ func (t *Terminal) open(ctx context.Context, id string, r *dialResult) (*sshbrid
 		if cause := context.Cause(ctx); cause != nil {
 			return nil, cause
 		}
-		r.log.Info("ssh connection failed", "err", err)
 	}
 	return sess, err
 }
@@ -435,14 +436,59 @@ func (t *Terminal) checkIdle() {
 // ended, or the session was closed) closes the session, which ends the
 // other; once both have sent all they hold, the terminal finishes.
 func (t *Terminal) pumped(stdout bool, err error) {
+	t.pumps--
 	if stdout {
+		t.setState(Ending)
+		if !t.ending && err == nil {
+			// The end of output: the channel's close follows the exit
+			// status, if there is one; decide then.
+			t.ending, t.eof = true, true
+			if t.chClosed {
+				t.decideEOF()
+				return
+			}
+			t.eofWait = time.AfterFunc(eofWait, func() { t.post(event{kind: evEOFWait}) })
+			return
+		}
 		if !t.ending {
 			t.ending, t.reason = true, err
 		}
-		t.setState(Ending)
 		t.sess.Load().Close()
 	}
-	if t.pumps--; t.pumps == 0 {
+	if t.pumps == 0 && !t.eof {
+		t.finish(t.reason)
+	}
+}
+
+// eofWait bounds the wait for the session channel's close after the end
+// of the shell's output.
+const eofWait = 5 * time.Second
+
+// channelClosed notes that the session channel has closed: the remote
+// closed it, the connection ended, or the session was closed.
+func (t *Terminal) channelClosed() {
+	t.chClosed = true
+	if t.eof {
+		t.decideEOF()
+	}
+}
+
+// decideEOF ends a terminal whose output has ended: a shell that sent its
+// exit status exited; without one, the server closed the connection.
+func (t *Terminal) decideEOF() {
+	if !t.eof {
+		return
+	}
+	t.eof = false
+	if t.eofWait != nil {
+		t.eofWait.Stop()
+	}
+	sess := t.sess.Load()
+	if !sess.Exited() {
+		t.reason = ErrConnectionLost
+	}
+	sess.Close()
+	if t.pumps == 0 {
 		t.finish(t.reason)
 	}
 }
@@ -473,19 +519,25 @@ func (t *Terminal) finish(reason error) {
 	if t.lifetime != nil {
 		t.lifetime.Stop()
 	}
+	if t.startTimer != nil {
+		t.startTimer.Stop()
+	}
 	if t.release != nil {
 		t.release()
 	}
+	if t.slot != nil {
+		t.slot()
+	}
 	t.m.forget(t)
-	t.log.Info("terminal ended", "session", t.id, "reason", reason)
+	r := classify(reason)
+	if was < Running && r == ReasonLost {
+		r = ReasonError // no connection to lose yet
+	}
+	t.logEnd(reason, r)
 	switch {
 	case was >= Running:
-		t.observe(Observer.Ended, classify(reason))
+		t.observe(Observer.Ended, r)
 	case was == Starting:
-		r := classify(reason)
-		if r == ReasonLost {
-			r = ReasonError // no connection to lose yet
-		}
 		t.observe(Observer.Failed, r)
 	}
 	if !errors.Is(reason, ErrClientGone) {
@@ -497,9 +549,22 @@ func (t *Terminal) finish(reason error) {
 // refuse ends a terminal that never ran (Open after Shutdown).
 func (t *Terminal) refuse(reason error) {
 	t.setState(Ended)
-	t.log.Info("terminal ended", "session", t.id, "reason", reason)
+	t.logEnd(reason, classify(reason))
 	t.closeClient(reason)
 	close(t.done)
+}
+
+// logEnd logs the end of the terminal: the one log line of every ending,
+// failures to start included. A shell that exited has no error to show.
+func (t *Terminal) logEnd(reason error, r Reason) {
+	if t.m.AtCapacity(reason) {
+		return // logged once per interval, not per terminal
+	}
+	if reason == nil {
+		t.log.Info("terminal ended", "session", t.id, "reason", string(r))
+		return
+	}
+	t.log.Info("terminal ended", "session", t.id, "reason", string(r), "err", reason)
 }
 
 // closeClient sends the red closing message and disconnects the client.

@@ -327,6 +327,8 @@ func (s *Server) serveSession(conn ssh.Conn, nc ssh.NewChannel) {
 //	probe     sends what an SSH server may send the client on its own,
 //	          each wanting a reply, and prints the outcomes (see probe)
 //	exit      sends exit-status 0 and closes the channel
+//	drop      closes the connection without an exit status
+//	hang      reads no more input, until the connection ends
 //
 // Other lines do nothing. With Options.Prompt set, the prompt follows the
 // shell's start and every command's output.
@@ -491,6 +493,12 @@ func runCommand(conn ssh.Conn, ch ssh.Channel, size *termSize, cmd string) bool 
 	case "exit":
 		ch.CloseWrite()
 		ch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{0}))
+		return false
+	case "drop":
+		conn.Close()
+		return false
+	case "hang":
+		conn.Wait()
 		return false
 	}
 	return err == nil

@@ -1,0 +1,137 @@
+package terminal
+
+import (
+	"io"
+	"sync"
+	"time"
+
+	"github.com/alfresco-ssh/alfresco-ssh/sshbridge"
+)
+
+// Input waits for the remote in a buffer per terminal. When InputBuffer
+// bytes wait, the client should stop sending: WaitInput blocks until there
+// is room, so package server pauses reading the client's connection in
+// it, which holds the client back by TCP flow control. Whatever a client
+// sends regardless, a message that would take the buffer past
+// InputLimit ends the terminal with ErrNotReading, and so does a remote
+// that frees no room while the client waits: memory per terminal stays
+// bounded.
+const (
+	InputBuffer = 1 << 20
+	InputLimit  = 16 << 20
+)
+
+// inputPiece is the most one write to the shell carries, so that a slow
+// remote frees the buffer piece by piece.
+const inputPiece = 32 << 10
+
+// inputQueue is the input waiting for the shell, written by one helper
+// goroutine, started when input arrives and ending when none waits.
+type inputQueue struct {
+	mu      sync.Mutex
+	pending []string
+	size    int           // bytes in pending
+	writing bool          // the writer runs
+	room    chan struct{} // closed when size drops below InputBuffer
+}
+
+// Input sends input to the shell, in order, without waiting for the
+// remote to read it (see InputBuffer). Input before the shell is up is
+// dropped.
+func (t *Terminal) Input(input string) {
+	sess := t.sess.Load()
+	if sess == nil {
+		t.log.Debug("dropped ssh-input before the shell is ready")
+		return
+	}
+	t.Touch()
+	t.bytesIn.Add(uint64(len(input)))
+	t.m.input.Add(uint64(len(input)))
+	q := &t.input
+	q.mu.Lock()
+	if q.size > 0 && q.size+len(input) > InputLimit {
+		q.mu.Unlock()
+		t.Stop(ErrNotReading)
+		return
+	}
+	q.pending = append(q.pending, input)
+	q.size += len(input)
+	start := !q.writing
+	q.writing = true
+	q.mu.Unlock()
+	if start {
+		go t.writeInput(sess)
+	}
+}
+
+// WaitInput returns at once while less than InputBuffer bytes of input
+// wait; otherwise it blocks until there is room again or the terminal
+// ends. A remote that frees no room within stall ends the terminal with
+// ErrNotReading.
+func (t *Terminal) WaitInput(stall time.Duration) {
+	q := &t.input
+	q.mu.Lock()
+	if q.size < InputBuffer {
+		q.mu.Unlock()
+		return
+	}
+	if q.room == nil {
+		q.room = make(chan struct{})
+	}
+	room := q.room
+	q.mu.Unlock()
+	timer := time.NewTimer(stall)
+	defer timer.Stop()
+	select {
+	case <-room:
+	case <-t.done:
+	case <-timer.C:
+		t.Stop(ErrNotReading)
+	}
+}
+
+// writeInput writes the waiting input to the shell until none is left. A
+// write blocks while the remote does not read; closing the session ends
+// it, and the input still waiting is dropped.
+func (t *Terminal) writeInput(sess *sshbridge.Session) {
+	q := &t.input
+	for {
+		q.mu.Lock()
+		if len(q.pending) == 0 {
+			q.writing = false
+			q.mu.Unlock()
+			return
+		}
+		s := q.pending[0]
+		piece := s[:min(len(s), inputPiece)]
+		q.mu.Unlock()
+		_, err := io.WriteString(sess, piece)
+		q.mu.Lock()
+		if err != nil {
+			q.pending, q.size, q.writing = nil, 0, false
+			q.freeRoom()
+			q.mu.Unlock()
+			t.log.Debug("write to shell failed", "err", err)
+			return
+		}
+		if rest := s[len(piece):]; rest != "" {
+			q.pending[0] = rest
+		} else {
+			q.pending[0] = ""
+			q.pending = q.pending[1:]
+		}
+		q.size -= len(piece)
+		if q.size < InputBuffer {
+			q.freeRoom()
+		}
+		q.mu.Unlock()
+	}
+}
+
+// freeRoom wakes those waiting for room. q.mu must be held.
+func (q *inputQueue) freeRoom() {
+	if q.room != nil {
+		close(q.room)
+		q.room = nil
+	}
+}

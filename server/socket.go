@@ -68,7 +68,7 @@ func (s *Server) attach(sock *socket.Socket) {
 	if t.State() == terminal.Ended {
 		return
 	}
-	on(sock, log, "start-session", decodeStart, t.Start)
+	onSessionEvents(sock, log, t) // start-session, resume-session, ssh-ack
 	on(sock, log, "ssh-input", decodeInput, t.Input)
 	on(sock, log, "resize", decodeResize, t.Resize)
 	sock.On("timeout", func(...any) { t.Stop(terminal.ErrInactive) })
@@ -147,6 +147,7 @@ func (c *socketClient) Ready(r terminal.Ready) {
 	if r.FilesToken != "" {
 		payload["files_token"] = r.FilesToken
 	}
+	resumeFields(payload, r)
 	c.sock.Emit("connection-ready", payload)
 }
 

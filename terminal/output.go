@@ -147,6 +147,9 @@ func (t *Terminal) copyOutput(ctx context.Context, r io.Reader) error {
 // sendOutput sends one ssh-output packet once the previous one has been
 // written to the client's transport.
 func (t *Terminal) sendOutput(ctx context.Context, packet []byte) error {
+	if t.rs != nil {
+		return t.sendResumable(ctx, packet)
+	}
 	select {
 	case t.gate <- struct{}{}:
 	case <-ctx.Done():

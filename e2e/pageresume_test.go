@@ -177,7 +177,7 @@ func TestBrowserResume(t *testing.T) {
 	// output printed meanwhile arrives, every line once and in order. The
 	// framing parent hears "disconnected" and "resumed".
 	t.Run("drop", func(t *testing.T) {
-		g := startGateway(t, "--embed-origins", "*")
+		g := startGateway(t, "--embed-origins", "*", "--allowed-hosts", "*") // the proxy has a port of its own
 		proxy := startTCPProxy(t, strings.TrimPrefix(g.url, "http://"))
 		parent := startEmbedder(t)
 		p := newPage(t, pageOptions{})
@@ -239,7 +239,7 @@ func TestBrowserResume(t *testing.T) {
 func TestBrowserResumeExpired(t *testing.T) {
 	getBrowser(t)
 	sshd := sshdtest.Start(t)
-	g := startGateway(t, "--resume-window", "2s")
+	g := startGateway(t, "--resume-window", "2s", "--allowed-hosts", "*")
 	proxy := startTCPProxy(t, strings.TrimPrefix(g.url, "http://"))
 	p := newPage(t, pageOptions{})
 	openTerminal(t, p, proxy.url()+"/?connection="+g.createCredentials(t, login(sshd)))

@@ -111,7 +111,7 @@ func (t *Terminal) optIn(resume bool, id string) {
 		return
 	}
 	t.rs = &resumeState{
-		log:   newReplay(t.m.cfg.ResumeBuffer, len(t.m.cfg.OutputTail)),
+		log:   newReplay(t.client, t.m.cfg.ResumeBuffer, len(t.m.cfg.OutputTail)),
 		creds: sha256.Sum256([]byte(id)),
 	}
 	t.link.attached.Store(t)
@@ -337,11 +337,11 @@ type message struct {
 	packet []byte
 }
 
-func newReplay(limit, tailLen int) *replay {
+func newReplay(c Client, limit, tailLen int) *replay {
 	if limit <= 0 {
 		limit = DefaultResumeBuffer
 	}
-	return &replay{limit: limit, tailLen: tailLen, wake: make(chan struct{})}
+	return &replay{client: c, limit: limit, tailLen: tailLen, wake: make(chan struct{})}
 }
 
 // send numbers and keeps a packet of terminal output and sends it to the

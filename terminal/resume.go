@@ -320,16 +320,22 @@ type replay struct {
 	limit   int
 	tailLen int // len(Config.OutputTail)
 
+	// gen counts attachments (a former client's callbacks are ignored)
+	// and busy says a terminal output message is on its way to the
+	// client: atomics, as a client may call written from within Output.
+	gen  atomic.Uint64
+	busy atomic.Bool
+	// wake tells the waiting send (the pump, the only waiter) to look
+	// again.
+	wake chan struct{}
+
 	mu      sync.Mutex
 	client  Client // nil while detached
-	gen     uint64 // counts attachments: a former client's callbacks are ignored
-	busy    bool   // a terminal output message is on its way to the client
 	seq     uint64 // the last message's number
 	acked   uint64
 	msgs    []message // consecutive seqs, oldest first
 	unacked int       // bytes of the messages after acked
 	kept    int       // bytes of msgs
-	wake    chan struct{}
 }
 
 type message struct {
@@ -341,18 +347,17 @@ func newReplay(c Client, limit, tailLen int) *replay {
 	if limit <= 0 {
 		limit = DefaultResumeBuffer
 	}
-	return &replay{client: c, limit: limit, tailLen: tailLen, wake: make(chan struct{})}
+	return &replay{client: c, limit: limit, tailLen: tailLen, wake: make(chan struct{}, 1)}
 }
 
 // send numbers and keeps a packet of terminal output and sends it to the
 // client, once the previous one is written and there is room.
 func (r *replay) send(ctx context.Context, packet []byte) error {
 	r.mu.Lock()
-	for r.unacked >= r.limit || (r.client != nil && r.busy) {
-		wake := r.wake
+	for r.unacked >= r.limit || (r.client != nil && r.busy.Load()) {
 		r.mu.Unlock()
 		select {
-		case <-wake:
+		case <-r.wake:
 		case <-ctx.Done():
 			return context.Cause(ctx)
 		}
@@ -386,8 +391,8 @@ func (r *replay) add1(packet []byte, gated bool) {
 func (r *replay) output(p []byte, gated bool) {
 	var written func()
 	if gated {
-		r.busy = true
-		gen := r.gen
+		r.busy.Store(true)
+		gen := r.gen.Load()
 		written = func() { r.written(gen) }
 	}
 	r.client.Output(p, written)
@@ -403,19 +408,20 @@ func (r *replay) number(packet []byte, n uint64) []byte {
 	return append(b, tail...)
 }
 
+// written is called back once the client's transport has written a
+// message, maybe from within Client.Output.
 func (r *replay) written(gen uint64) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if gen == r.gen && r.busy {
-		r.busy = false
+	if gen == r.gen.Load() && r.busy.Swap(false) {
 		r.signal()
 	}
 }
 
-// signal wakes a waiting send; r.mu is held.
+// signal wakes a waiting send.
 func (r *replay) signal() {
-	close(r.wake)
-	r.wake = make(chan struct{})
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
 }
 
 // ack forgets what the client has shown, up to seq, but the repaint.
@@ -450,8 +456,8 @@ func (r *replay) detach() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.client = nil
-	r.gen++
-	r.busy = false
+	r.gen.Add(1)
+	r.busy.Store(false)
 	r.signal()
 }
 
@@ -464,8 +470,8 @@ func (r *replay) attach(c Client, last uint64, ready func(partial bool)) (replay
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.client = c
-	r.gen++
-	r.busy = false
+	r.gen.Add(1)
+	r.busy.Store(false)
 	if last > 0 {
 		r.ack1(last)
 	}

@@ -1,0 +1,435 @@
+package terminal_test
+
+import (
+	"encoding/json"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/alfresco-ssh/alfresco-ssh/internal/lightssh"
+	"github.com/alfresco-ssh/alfresco-ssh/terminal"
+)
+
+// seqMessage is an ssh-output payload of a resumable terminal.
+type seqMessage struct {
+	Output  string `json:"output"`
+	Seq     uint64 `json:"seq"`
+	Timeout *bool  `json:"timeout"`
+}
+
+// seqClient records numbered output; written is called at once.
+type seqClient struct {
+	t *testing.T
+
+	mu       sync.Mutex
+	messages []seqMessage
+	ready    []terminal.Ready
+	closed   bool
+	changed  chan struct{}
+}
+
+func newSeqClient(t *testing.T) *seqClient { return &seqClient{t: t, changed: make(chan struct{})} }
+
+func (c *seqClient) Output(packet []byte, written func()) {
+	s := strings.TrimSuffix(strings.TrimPrefix(string(packet), head), tail)
+	var m seqMessage
+	if err := json.Unmarshal([]byte(s), &m); err != nil {
+		c.t.Errorf("packet %q: %v", packet, err)
+		return
+	}
+	c.update(func() { c.messages = append(c.messages, m) })
+	if written != nil {
+		written()
+	}
+}
+
+func (c *seqClient) Ready(r terminal.Ready) { c.update(func() { c.ready = append(c.ready, r) }) }
+func (c *seqClient) Close()                 { c.update(func() { c.closed = true }) }
+
+func (c *seqClient) update(f func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	f()
+	close(c.changed)
+	c.changed = make(chan struct{})
+}
+
+// waitFor waits until cond holds (called under the lock); each time
+// something changed, do (if not nil) runs outside the lock.
+func (c *seqClient) waitFor(what string, cond func() bool, do func()) {
+	c.t.Helper()
+	deadline := time.After(waitTimeout)
+	for {
+		c.mu.Lock()
+		ok, changed := cond(), c.changed
+		c.mu.Unlock()
+		if ok {
+			return
+		}
+		if do != nil {
+			do()
+		}
+		select {
+		case <-changed:
+		case <-deadline:
+			c.t.Fatalf("timed out waiting for %s; got %d messages", what, len(c.snapshot()))
+		}
+	}
+}
+
+func (c *seqClient) snapshot() []seqMessage {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]seqMessage(nil), c.messages...)
+}
+
+func (c *seqClient) lastSeq() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.messages) == 0 {
+		return 0
+	}
+	return c.messages[len(c.messages)-1].Seq
+}
+
+func (c *seqClient) waitReady(n int) terminal.Ready {
+	c.t.Helper()
+	c.waitFor("connection-ready", func() bool { return len(c.ready) >= n }, nil)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ready[n-1]
+}
+
+// closing waits for the closing message and the close.
+func (c *seqClient) closing() seqMessage {
+	c.t.Helper()
+	c.waitFor("the client to be closed", func() bool { return c.closed }, nil)
+	ms := c.snapshot()
+	if len(ms) == 0 || ms[len(ms)-1].Timeout == nil {
+		c.t.Fatalf("closed without a closing message; got %+v", ms)
+	}
+	return ms[len(ms)-1]
+}
+
+// text joins the output of messages up to seq (0: all).
+func text(ms []seqMessage, upTo uint64) string {
+	var b strings.Builder
+	for _, m := range ms {
+		if upTo == 0 || m.Seq <= upTo {
+			b.WriteString(m.Output)
+		}
+	}
+	return b.String()
+}
+
+func resumable(window time.Duration, buffer int) func(*terminal.Config) {
+	return func(c *terminal.Config) { c.ResumeWindow, c.ResumeBuffer = window, buffer }
+}
+
+// startResumable opens a terminal that opted in and waits for its shell.
+func (f *fixture) startResumable(t *testing.T) (*terminal.Terminal, *seqClient, string) {
+	t.Helper()
+	c := newSeqClient(t)
+	term := f.m.Open(c, "192.0.2.1", nil)
+	term.StartResumable(f.credentialsID(f.target()))
+	f.nextPTY(t)
+	r := c.waitReady(1)
+	if r.ResumeToken == "" || r.Resumed {
+		t.Fatalf("connection-ready: got %+v, want a resume token, not resumed", r)
+	}
+	return term, c, r.ResumeToken
+}
+
+// TestResume: a client that goes away while the remote floods (and never
+// acknowledges) detaches the session; the flood pauses once the buffer
+// is full; a new client resumes with the token and the last seq it
+// showed (one less than it got: the last message died in the transport)
+// and gets the rest, every byte once and in order. The token works once.
+func TestResume(t *testing.T) {
+	const buffer = 16 << 10
+	f := newFixture(t, resumable(time.Minute, buffer))
+	term, c1, token := f.startResumable(t)
+	term.Input("flood 300000\r")
+	c1.waitFor("flood output", func() bool { return len(text(c1.messages, 0)) > buffer/4 }, nil)
+	term.Stop(terminal.ErrClientGone)
+	if got := term.State(); got == terminal.Ended {
+		t.Fatal("a resumable terminal ended when its client left")
+	}
+	ms1 := c1.snapshot()
+	for i, m := range ms1 {
+		if m.Seq != uint64(i+1) {
+			t.Fatalf("message %d: got seq %d, want %d", i, m.Seq, i+1)
+		}
+	}
+	last := ms1[len(ms1)-1].Seq - 1
+
+	c2 := newSeqClient(t)
+	t2 := f.m.Open(c2, "198.51.100.7", nil)
+	t2.Resume(token, last)
+	r := c2.waitReady(1)
+	if !r.Resumed || r.ResumeToken == "" || r.ResumeToken == token || r.Partial {
+		t.Fatalf("connection-ready of the resume: got %+v, want resumed with a new token, not partial", r)
+	}
+	want := "flood 300000\r\n" + string([]rune(string(lightssh.FloodData(300000))))
+	got := func() string { return text(ms1, last) + text(c2.messages, 0) }
+	c2.waitFor("the whole flood", func() bool { return len(got()) >= len(want) }, func() { t2.Ack(c2.lastSeq()) })
+	if g := got(); g != want {
+		t.Errorf("output across the resume: got %d bytes, want %d (every byte once, in order)", len(g), len(want))
+	}
+	for i, m := range c2.snapshot() {
+		if m.Seq != last+1+uint64(i) {
+			t.Fatalf("resumed message %d: got seq %d, want %d", i, m.Seq, last+1+uint64(i))
+		}
+	}
+	// Input goes to the shell from the new client, not from the old one.
+	term.Input("size\r")
+	t2.Input("size\r")
+	c2.waitFor("the size", func() bool { return strings.Contains(text(c2.messages, 0), "24 80") }, func() { t2.Ack(c2.lastSeq()) })
+	if n := strings.Count(text(c2.snapshot(), 0), "size\r\n"); n != 1 {
+		t.Errorf("the shell ran size %d times, want once (the former client's input is dropped)", n)
+	}
+
+	// The used token is refused, and so is a forged one.
+	for _, tok := range []string{token, "forged", ""} {
+		c := newSeqClient(t)
+		f.m.Open(c, "192.0.2.9", nil).Resume(tok, 0)
+		if m := c.closing(); m.Output != "\r\n\x1b[91mThe session has ended.\x1b[0m\r\n" || m.Seq != 0 {
+			t.Errorf("resume with token %q: got closing message %+v, want the red 'The session has ended.'", tok, m)
+		}
+	}
+	// The session went on meanwhile.
+	t2.Input("exit\r")
+	if m := c2.closing(); m.Output != "\r\n\x1b[91mConnection closed.\x1b[0m\r\n" || m.Seq == 0 {
+		t.Errorf("closing message: got %+v, want a numbered 'Connection closed.'", m)
+	}
+	waitDone(t, term)
+}
+
+// TestResumeRepaint: a client that lost its screen resumes with seq 0 and
+// gets the recent output again; partial says when it does not reach back
+// to the start.
+func TestResumeRepaint(t *testing.T) {
+	f := newFixture(t, resumable(time.Minute, 0))
+	term, c1, token := f.startResumable(t)
+	term.Input("flood 200000\r")
+	want := "flood 200000\r\n" + string([]rune(string(lightssh.FloodData(200000))))
+	c1.waitFor("the flood", func() bool { return len(text(c1.messages, 0)) >= len(want) }, func() { term.Ack(c1.lastSeq()) })
+	term.Stop(terminal.ErrClientGone)
+
+	c2 := newSeqClient(t)
+	t2 := f.m.Open(c2, "192.0.2.1", nil)
+	t2.Resume(token, 0)
+	if r := c2.waitReady(1); !r.Resumed || !r.Partial {
+		t.Errorf("connection-ready: got %+v, want resumed and partial", r)
+	}
+	c2.waitFor("the replay of at least 64 KiB, the end of the output", func() bool {
+		got := text(c2.messages, 0)
+		return len(got) >= 64<<10 && strings.HasSuffix(want, got)
+	}, nil)
+}
+
+// TestResumeExpired: a terminal detached for longer than the window ends
+// (the observers told the client left; e2e checks that no sshd child is left), and
+// its token no longer works.
+func TestResumeExpired(t *testing.T) {
+	f := newFixture(t, resumable(200*time.Millisecond, 0))
+	term, c1, token := f.startResumable(t)
+	term.Stop(terminal.ErrClientGone)
+	waitDone(t, term)
+	if c1.closed {
+		t.Error("the client that left was closed again")
+	}
+	calls, infos := f.obs.get()
+	if len(calls) != 2 || calls[1] != "ended" || infos[1].Reason != terminal.ReasonClientGone {
+		t.Errorf("observer: got %v %+v, want started, ended with %q", calls, infos, terminal.ReasonClientGone)
+	}
+	c := newSeqClient(t)
+	f.m.Open(c, "192.0.2.1", nil).Resume(token, 0)
+	c.closing()
+}
+
+// TestResumeTakeOver: a resume while the old client is still attached (a
+// reload faster than the old page's goodbye) takes the session over; the
+// old client is told and closed, and its late goodbye changes nothing.
+func TestResumeTakeOver(t *testing.T) {
+	f := newFixture(t, resumable(time.Minute, 0))
+	term, c1, token := f.startResumable(t)
+	c2 := newSeqClient(t)
+	t2 := f.m.Open(c2, "192.0.2.1", nil)
+	t2.Resume(token, c1.lastSeq())
+	c2.waitReady(1)
+	if m := c1.closing(); !strings.Contains(m.Output, "resumed in another window") {
+		t.Errorf("old client's closing message: got %q", m.Output)
+	}
+	term.Stop(terminal.ErrClientGone) // the old socket's disconnect
+	t2.Input("size\r")
+	c2.waitFor("the size", func() bool { return strings.Contains(text(c2.messages, 0), "24 80") }, nil)
+	if got := term.State(); got != terminal.Running {
+		t.Errorf("state: got %v, want running", got)
+	}
+}
+
+// TestNotResumable: without the opt-in, or with resume off, a client
+// that leaves ends the session, and connection-ready has no token.
+func TestNotResumable(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		window time.Duration
+		optIn  bool
+	}{{"no opt-in", time.Minute, false}, {"resume off", 0, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, resumable(tc.window, 0))
+			c := newSeqClient(t)
+			term := f.m.Open(c, "192.0.2.1", nil)
+			if tc.optIn {
+				term.StartResumable(f.credentialsID(f.target()))
+			} else {
+				term.Start(f.credentialsID(f.target()))
+			}
+			if r := c.waitReady(1); r.ResumeToken != "" {
+				t.Errorf("connection-ready: got a resume token")
+			}
+			term.Input("size\r")
+			c.waitFor("output", func() bool { return len(c.messages) > 0 }, nil)
+			if m := c.snapshot()[0]; m.Seq != 0 {
+				t.Errorf("output numbered %d without resume", m.Seq)
+			}
+			term.Stop(terminal.ErrClientGone)
+			waitDone(t, term)
+		})
+	}
+}
+
+// freezer forwards TCP to a target until frozen: then nothing passes
+// either way, as with a remote host that stopped (the connections stay
+// open).
+type freezer struct {
+	ln     net.Listener
+	frozen chan struct{}
+	once   sync.Once
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	conns  []net.Conn
+}
+
+func startFreezer(t *testing.T, target string) *freezer {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &freezer{ln: ln, frozen: make(chan struct{})}
+	p.wg.Add(1)
+	go func() { // Ends when the listener closes.
+		defer p.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, up)
+			p.mu.Unlock()
+			p.wg.Add(2)
+			go p.copy(up, c) // Each ends when its connections close.
+			go p.copy(c, up)
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		p.mu.Lock()
+		for _, c := range p.conns {
+			c.Close()
+		}
+		p.mu.Unlock()
+		p.wg.Wait()
+	})
+	return p
+}
+
+func (p *freezer) copy(dst, src net.Conn) {
+	defer p.wg.Done()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		select {
+		case <-p.frozen:
+			io.Copy(io.Discard, src) // swallowed until closed
+			return
+		default:
+		}
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			dst.Close()
+			return
+		}
+	}
+}
+
+func (p *freezer) freeze() { p.once.Do(func() { close(p.frozen) }) }
+
+// TestKeepalive: a remote that stops answering ends the terminal, with the
+// red message, within interval × (count + 1), also while detached; a
+// healthy idle one is not ended by the probes.
+func TestKeepalive(t *testing.T) {
+	const interval, count = 100 * time.Millisecond, 2
+	keepalive := func(c *terminal.Config) {
+		c.SSH.KeepaliveInterval, c.SSH.KeepaliveCount = interval, count
+		c.ResumeWindow = time.Minute
+	}
+	t.Run("healthy", func(t *testing.T) {
+		f := newFixture(t, keepalive)
+		term, c := f.start(t)
+		idle := time.After(10 * interval) // a stretch of probes: nothing may happen
+		select {
+		case <-term.Done():
+			t.Fatalf("a healthy idle terminal ended: %q", c.output())
+		case <-idle:
+		}
+	})
+	for _, detached := range []bool{false, true} {
+		name := map[bool]string{false: "frozen", true: "frozen while detached"}[detached]
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t, keepalive)
+			p := startFreezer(t, f.srv.Addr().String())
+			tgt := f.target()
+			host, port, _ := net.SplitHostPort(p.ln.Addr().String())
+			tgt.Host = host
+			tgt.Port, _ = strconv.Atoi(port)
+			c := newSeqClient(t)
+			term := f.m.Open(c, "192.0.2.1", nil)
+			term.StartResumable(f.credentialsID(tgt))
+			f.nextPTY(t)
+			c.waitReady(1)
+			if detached {
+				term.Stop(terminal.ErrClientGone)
+			}
+			start := time.Now()
+			p.freeze()
+			waitDone(t, term)
+			t.Logf("ended %v after the freeze (bound %v)", time.Since(start).Round(time.Millisecond), interval*(count+1))
+			if detached {
+				return
+			}
+			if m := c.closing(); m.Output != "\r\n\x1b[91mConnection closed: the remote host stopped responding.\x1b[0m\r\n" {
+				t.Errorf("closing message: got %q", m.Output)
+			}
+			_, infos := f.obs.get()
+			if r := infos[len(infos)-1].Reason; r != terminal.ReasonLost {
+				t.Errorf("reason: got %q, want %q", r, terminal.ReasonLost)
+			}
+		})
+	}
+}

@@ -90,7 +90,7 @@ func shortSession(url, id, tag string) scenario {
 func TestNginxWebsocketRoundRobin(t *testing.T) {
 	sshd := sshdtest.Start(t)
 	redis := servicetest.StartRedis(t)
-	nodes := startNodes(t, 3, redis.URL, "--transports", "websocket", "--trusted-proxies", "127.0.0.1")
+	nodes := startNodes(t, 3, redis.URL, "--transports", "websocket", "--trusted-proxies", "127.0.0.1", "--allowed-hosts", "127.0.0.1")
 	lb := startNginx(t, "nginx-websocket.conf", map[string][]string{"alfresco_ssh": hostPorts(nodes...)})
 	gw := &gateway{url: lb.URL}
 
@@ -153,7 +153,7 @@ func TestNginxSticky(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nodes := startNodes(t, 3, redis.URL, "--trusted-proxies", "127.0.0.1", "--template", fixture)
+	nodes := startNodes(t, 3, redis.URL, "--trusted-proxies", "127.0.0.1", "--allowed-hosts", "127.0.0.1", "--template", fixture)
 	lb := startNginx(t, "nginx-sticky.conf", map[string][]string{"alfresco_ssh_sticky": hostPorts(nodes...)})
 	gw := &gateway{url: lb.URL}
 
@@ -205,7 +205,7 @@ func TestNginxSubPath(t *testing.T) {
 	// behind starts a gateway at the sub-path behind nginx and returns the
 	// gateway's URL as the browser sees it.
 	behind := func(t *testing.T, flags ...string) (*servicetest.Nginx, *gateway) {
-		g := startGateway(t, append([]string{"--base-path", "/lab/terminal", "--trusted-proxies", "127.0.0.1"}, flags...)...)
+		g := startGateway(t, append([]string{"--base-path", "/lab/terminal", "--trusted-proxies", "127.0.0.1", "--allowed-hosts", "127.0.0.1"}, flags...)...)
 		lb := startNginx(t, "nginx-subpath.conf", map[string][]string{
 			"alfresco_ssh_lab": hostPorts(g),
 			"lab_app":          {strings.TrimPrefix(other.URL, "http://")},

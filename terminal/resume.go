@@ -239,7 +239,7 @@ func (t *Terminal) attach(from *Terminal, last uint64) {
 		ready.Partial = partial
 		from.client.Ready(ready)
 	})
-	t.log.Info("terminal resumed", "session", t.id, "client", from.addr, "seq", last, "replayed_bytes", replayed)
+	t.log.Info("terminal resumed", "session", t.id, "from", from.addr, "seq", last, "replayed_bytes", replayed)
 	t.Touch()
 	if from.link.gone.Load() {
 		t.detach() // the client left before it got here

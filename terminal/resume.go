@@ -46,6 +46,9 @@ const (
 
 // link ties a client to the terminal that holds its session.
 type link struct {
+	// resumable is set, after rs, when the client opted in: other
+	// goroutines may read rs once they have seen it.
+	resumable atomic.Bool
 	// into is the terminal this one's client resumed: its events go there.
 	into atomic.Pointer[Terminal]
 	// attached is, on a resumable terminal, the terminal whose client it
@@ -85,7 +88,7 @@ func (t *Terminal) Resume(token string, last uint64) {
 // Ack tells that the client has shown the output up to seq (ssh-ack):
 // that output need not be kept for a resume any more.
 func (t *Terminal) Ack(seq uint64) {
-	if h, ok := t.route(); ok && h.rs != nil {
+	if h, ok := t.route(); ok && h.link.resumable.Load() {
 		h.rs.log.ack(seq)
 	}
 }
@@ -98,7 +101,7 @@ func (t *Terminal) route() (h *Terminal, ok bool) {
 	if into := t.link.into.Load(); into != nil {
 		h = into
 	}
-	if h.rs != nil && h.link.attached.Load() != t {
+	if h.link.resumable.Load() && h.link.attached.Load() != t {
 		return h, false
 	}
 	return h, true
@@ -115,6 +118,7 @@ func (t *Terminal) optIn(resume bool, id string) {
 		creds: sha256.Sum256([]byte(id)),
 	}
 	t.link.attached.Store(t)
+	t.link.resumable.Store(true)
 }
 
 // current is the client that gets this terminal's output; nil while

@@ -1,9 +1,11 @@
 package terminal_test
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -431,5 +433,53 @@ func TestKeepalive(t *testing.T) {
 				t.Errorf("reason: got %q, want %q", r, terminal.ReasonLost)
 			}
 		})
+	}
+}
+
+// BenchmarkDetachedMemory reports the heap a detached session holds
+// while its remote floods (it is paused once --resume-buffer is full),
+// beyond an idle detached session: go test -run - -bench DetachedMemory
+// ./terminal/.
+func BenchmarkDetachedMemory(b *testing.B) {
+	const sessions = 20
+	t := &testing.T{}
+	for b.Loop() {
+		heap := func(flood bool) uint64 {
+			f := newFixture(t, resumable(time.Minute, 0))
+			defer f.m.Shutdown(context.Background())
+			defer f.srv.Close()
+			var terms []*terminal.Terminal
+			for range sessions {
+				c := newSeqClient(t)
+				term := f.m.Open(c, "192.0.2.1", nil)
+				term.StartResumable(f.credentialsID(f.target()))
+				f.nextPTY(t)
+				c.waitReady(1)
+				if flood {
+					term.Input("stream 0\r") // Text over and over, as fast as it goes
+				}
+				term.Stop(terminal.ErrClientGone)
+				terms = append(terms, term)
+			}
+			// Until every flood has stopped: the bytes read stay put.
+			var last uint64
+			for {
+				time.Sleep(300 * time.Millisecond)
+				var n uint64
+				for _, term := range terms {
+					n += term.Info().BytesOut
+				}
+				if n == last {
+					break
+				}
+				last = n
+			}
+			runtime.GC()
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			return ms.HeapInuse
+		}
+		idle, flooding := heap(false), heap(true)
+		b.ReportMetric(float64(int64(flooding)-int64(idle))/sessions/1024, "KiB/session")
 	}
 }

@@ -2,7 +2,6 @@ package terminal_test
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"net"
 	"runtime"
@@ -16,109 +15,34 @@ import (
 	"github.com/alfresco-ssh/alfresco-ssh/terminal"
 )
 
-// seqMessage is an ssh-output payload of a resumable terminal.
-type seqMessage struct {
-	Output  string `json:"output"`
-	Seq     uint64 `json:"seq"`
-	Timeout *bool  `json:"timeout"`
-}
-
-// seqClient records numbered output; written is called at once.
-type seqClient struct {
-	t *testing.T
-
-	mu       sync.Mutex
-	messages []seqMessage
-	ready    []terminal.Ready
-	closed   bool
-	changed  chan struct{}
-}
-
-func newSeqClient(t *testing.T) *seqClient { return &seqClient{t: t, changed: make(chan struct{})} }
-
-func (c *seqClient) Output(packet []byte, written func()) {
-	s := strings.TrimSuffix(strings.TrimPrefix(string(packet), head), tail)
-	var m seqMessage
-	if err := json.Unmarshal([]byte(s), &m); err != nil {
-		c.t.Errorf("packet %q: %v", packet, err)
-		return
-	}
-	c.update(func() { c.messages = append(c.messages, m) })
-	if written != nil {
-		written()
-	}
-}
-
-func (c *seqClient) Ready(r terminal.Ready) { c.update(func() { c.ready = append(c.ready, r) }) }
-func (c *seqClient) Close()                 { c.update(func() { c.closed = true }) }
-
-func (c *seqClient) update(f func()) {
+func (c *client) snapshot() []message {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	f()
-	close(c.changed)
-	c.changed = make(chan struct{})
+	return append([]message(nil), c.messages...)
 }
 
-// waitFor waits until cond holds (called under the lock); each time
-// something changed, do (if not nil) runs outside the lock.
-func (c *seqClient) waitFor(what string, cond func() bool, do func()) {
-	c.t.Helper()
-	deadline := time.After(waitTimeout)
-	for {
-		c.mu.Lock()
-		ok, changed := cond(), c.changed
-		c.mu.Unlock()
-		if ok {
-			return
-		}
-		if do != nil {
-			do()
-		}
-		select {
-		case <-changed:
-		case <-deadline:
-			c.t.Fatalf("timed out waiting for %s; got %d messages", what, len(c.snapshot()))
-		}
-	}
-}
-
-func (c *seqClient) snapshot() []seqMessage {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]seqMessage(nil), c.messages...)
-}
-
-func (c *seqClient) lastSeq() uint64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.messages) == 0 {
+func (c *client) lastSeq() uint64 {
+	ms := c.snapshot()
+	if len(ms) == 0 {
 		return 0
 	}
-	return c.messages[len(c.messages)-1].Seq
+	return ms[len(ms)-1].Seq
 }
 
-func (c *seqClient) waitReady(n int) terminal.Ready {
-	c.t.Helper()
-	c.waitFor("connection-ready", func() bool { return len(c.ready) >= n }, nil)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.ready[n-1]
-}
-
-// closing waits for the closing message and the close.
-func (c *seqClient) closing() seqMessage {
-	c.t.Helper()
-	c.waitFor("the client to be closed", func() bool { return c.closed }, nil)
-	ms := c.snapshot()
-	if len(ms) == 0 || ms[len(ms)-1].Timeout == nil {
-		c.t.Fatalf("closed without a closing message; got %+v", ms)
+// acking returns a condition for waitFor that also acknowledges what the
+// client got, as a page does (on a goroutine of its own: the condition
+// runs under the client's lock, which the terminal's answer needs).
+func acking(c *client, term *terminal.Terminal, cond func() bool) func() bool {
+	return func() bool {
+		if n := len(c.messages); n > 0 {
+			go term.Ack(c.messages[n-1].Seq) // Ends at once.
+		}
+		return cond()
 	}
-	return ms[len(ms)-1]
 }
 
 // text joins the output of messages up to seq (0: all).
-func text(ms []seqMessage, upTo uint64) string {
+func text(ms []message, upTo uint64) string {
 	var b strings.Builder
 	for _, m := range ms {
 		if upTo == 0 || m.Seq <= upTo {
@@ -133,13 +57,13 @@ func resumable(window time.Duration, buffer int) func(*terminal.Config) {
 }
 
 // startResumable opens a terminal that opted in and waits for its shell.
-func (f *fixture) startResumable(t *testing.T) (*terminal.Terminal, *seqClient, string) {
+func (f *fixture) startResumable(t *testing.T) (*terminal.Terminal, *client, string) {
 	t.Helper()
-	c := newSeqClient(t)
+	c := newClient(t)
 	term := f.m.Open(c, "192.0.2.1", nil)
 	term.StartResumable(f.credentialsID(f.target()))
 	f.nextPTY(t)
-	r := c.waitReady(1)
+	r := c.waitReady()
 	if r.ResumeToken == "" || r.Resumed {
 		t.Fatalf("connection-ready: got %+v, want a resume token, not resumed", r)
 	}
@@ -156,7 +80,7 @@ func TestResume(t *testing.T) {
 	f := newFixture(t, resumable(time.Minute, buffer))
 	term, c1, token := f.startResumable(t)
 	term.Input("flood 300000\r")
-	c1.waitFor("flood output", func() bool { return len(text(c1.messages, 0)) > buffer/4 }, nil)
+	c1.waitFor("flood output", func() bool { return len(text(c1.messages, 0)) > buffer/4 })
 	term.Stop(terminal.ErrClientGone)
 	if got := term.State(); got == terminal.Ended {
 		t.Fatal("a resumable terminal ended when its client left")
@@ -169,16 +93,16 @@ func TestResume(t *testing.T) {
 	}
 	last := ms1[len(ms1)-1].Seq - 1
 
-	c2 := newSeqClient(t)
+	c2 := newClient(t)
 	t2 := f.m.Open(c2, "198.51.100.7", nil)
 	t2.Resume(token, last)
-	r := c2.waitReady(1)
+	r := c2.waitReady()
 	if !r.Resumed || r.ResumeToken == "" || r.ResumeToken == token || r.Partial {
 		t.Fatalf("connection-ready of the resume: got %+v, want resumed with a new token, not partial", r)
 	}
 	want := "flood 300000\r\n" + string([]rune(string(lightssh.FloodData(300000))))
 	got := func() string { return text(ms1, last) + text(c2.messages, 0) }
-	c2.waitFor("the whole flood", func() bool { return len(got()) >= len(want) }, func() { t2.Ack(c2.lastSeq()) })
+	c2.waitFor("the whole flood", acking(c2, t2, func() bool { return len(got()) >= len(want) }))
 	if g := got(); g != want {
 		t.Errorf("output across the resume: got %d bytes, want %d (every byte once, in order)", len(g), len(want))
 	}
@@ -190,14 +114,14 @@ func TestResume(t *testing.T) {
 	// Input goes to the shell from the new client, not from the old one.
 	term.Input("size\r")
 	t2.Input("size\r")
-	c2.waitFor("the size", func() bool { return strings.Contains(text(c2.messages, 0), "24 80") }, func() { t2.Ack(c2.lastSeq()) })
+	c2.waitFor("the size", acking(c2, t2, func() bool { return strings.Contains(text(c2.messages, 0), "24 80") }))
 	if n := strings.Count(text(c2.snapshot(), 0), "size\r\n"); n != 1 {
 		t.Errorf("the shell ran size %d times, want once (the former client's input is dropped)", n)
 	}
 
 	// The used token is refused, and so is a forged one.
 	for _, tok := range []string{token, "forged", ""} {
-		c := newSeqClient(t)
+		c := newClient(t)
 		f.m.Open(c, "192.0.2.9", nil).Resume(tok, 0)
 		if m := c.closing(); m.Output != "\r\n\x1b[91mThe session has ended.\x1b[0m\r\n" || m.Seq != 0 {
 			t.Errorf("resume with token %q: got closing message %+v, want the red 'The session has ended.'", tok, m)
@@ -219,19 +143,19 @@ func TestResumeRepaint(t *testing.T) {
 	term, c1, token := f.startResumable(t)
 	term.Input("flood 200000\r")
 	want := "flood 200000\r\n" + string([]rune(string(lightssh.FloodData(200000))))
-	c1.waitFor("the flood", func() bool { return len(text(c1.messages, 0)) >= len(want) }, func() { term.Ack(c1.lastSeq()) })
+	c1.waitFor("the flood", acking(c1, term, func() bool { return len(text(c1.messages, 0)) >= len(want) }))
 	term.Stop(terminal.ErrClientGone)
 
-	c2 := newSeqClient(t)
+	c2 := newClient(t)
 	t2 := f.m.Open(c2, "192.0.2.1", nil)
 	t2.Resume(token, 0)
-	if r := c2.waitReady(1); !r.Resumed || !r.Partial {
+	if r := c2.waitReady(); !r.Resumed || !r.Partial {
 		t.Errorf("connection-ready: got %+v, want resumed and partial", r)
 	}
 	c2.waitFor("the replay of at least 64 KiB, the end of the output", func() bool {
 		got := text(c2.messages, 0)
 		return len(got) >= 64<<10 && strings.HasSuffix(want, got)
-	}, nil)
+	})
 }
 
 // TestResumeExpired: a terminal detached for longer than the window ends
@@ -242,14 +166,14 @@ func TestResumeExpired(t *testing.T) {
 	term, c1, token := f.startResumable(t)
 	term.Stop(terminal.ErrClientGone)
 	waitDone(t, term)
-	if c1.closed {
+	if c1.isClosed() {
 		t.Error("the client that left was closed again")
 	}
 	calls, infos := f.obs.get()
 	if len(calls) != 2 || calls[1] != "ended" || infos[1].Reason != terminal.ReasonClientGone {
 		t.Errorf("observer: got %v %+v, want started, ended with %q", calls, infos, terminal.ReasonClientGone)
 	}
-	c := newSeqClient(t)
+	c := newClient(t)
 	f.m.Open(c, "192.0.2.1", nil).Resume(token, 0)
 	c.closing()
 }
@@ -260,16 +184,16 @@ func TestResumeExpired(t *testing.T) {
 func TestResumeTakeOver(t *testing.T) {
 	f := newFixture(t, resumable(time.Minute, 0))
 	term, c1, token := f.startResumable(t)
-	c2 := newSeqClient(t)
+	c2 := newClient(t)
 	t2 := f.m.Open(c2, "192.0.2.1", nil)
 	t2.Resume(token, c1.lastSeq())
-	c2.waitReady(1)
+	c2.waitReady()
 	if m := c1.closing(); !strings.Contains(m.Output, "resumed in another window") {
 		t.Errorf("old client's closing message: got %q", m.Output)
 	}
 	term.Stop(terminal.ErrClientGone) // the old socket's disconnect
 	t2.Input("size\r")
-	c2.waitFor("the size", func() bool { return strings.Contains(text(c2.messages, 0), "24 80") }, nil)
+	c2.waitFor("the size", func() bool { return strings.Contains(text(c2.messages, 0), "24 80") })
 	if got := term.State(); got != terminal.Running {
 		t.Errorf("state: got %v, want running", got)
 	}
@@ -285,18 +209,18 @@ func TestNotResumable(t *testing.T) {
 	}{{"no opt-in", time.Minute, false}, {"resume off", 0, true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, resumable(tc.window, 0))
-			c := newSeqClient(t)
+			c := newClient(t)
 			term := f.m.Open(c, "192.0.2.1", nil)
 			if tc.optIn {
 				term.StartResumable(f.credentialsID(f.target()))
 			} else {
 				term.Start(f.credentialsID(f.target()))
 			}
-			if r := c.waitReady(1); r.ResumeToken != "" {
+			if r := c.waitReady(); r.ResumeToken != "" {
 				t.Errorf("connection-ready: got a resume token")
 			}
 			term.Input("size\r")
-			c.waitFor("output", func() bool { return len(c.messages) > 0 }, nil)
+			c.waitFor("output", func() bool { return len(c.messages) > 0 })
 			if m := c.snapshot()[0]; m.Seq != 0 {
 				t.Errorf("output numbered %d without resume", m.Seq)
 			}
@@ -410,11 +334,11 @@ func TestKeepalive(t *testing.T) {
 			host, port, _ := net.SplitHostPort(p.ln.Addr().String())
 			tgt.Host = host
 			tgt.Port, _ = strconv.Atoi(port)
-			c := newSeqClient(t)
+			c := newClient(t)
 			term := f.m.Open(c, "192.0.2.1", nil)
 			term.StartResumable(f.credentialsID(tgt))
 			f.nextPTY(t)
-			c.waitReady(1)
+			c.waitReady()
 			if detached {
 				term.Stop(terminal.ErrClientGone)
 			}
@@ -450,11 +374,11 @@ func BenchmarkDetachedMemory(b *testing.B) {
 			defer f.srv.Close()
 			var terms []*terminal.Terminal
 			for range sessions {
-				c := newSeqClient(t)
+				c := newClient(t)
 				term := f.m.Open(c, "192.0.2.1", nil)
 				term.StartResumable(f.credentialsID(f.target()))
 				f.nextPTY(t)
-				c.waitReady(1)
+				c.waitReady()
 				if flood {
 					term.Input("stream 0\r") // Text over and over, as fast as it goes
 				}

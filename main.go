@@ -74,6 +74,8 @@ type options struct {
 	gcFloorMiB                           int
 	files                                bool
 	filesMaxUpload                       int64
+	resumeWindow, keepaliveInterval      time.Duration
+	resumeBuffer, keepaliveCount         int
 }
 
 // parseFlags reads the flags (defined in flagSet); each can also come from
@@ -118,6 +120,10 @@ func (o *options) flagSet() *flag.FlagSet {
 	fs.DurationVar(&o.sshTimeout, "ssh-timeout", 10*time.Second, "SSH connect, handshake and login timeout")
 	fs.DurationVar(&o.idleTimeout, "idle-timeout", 30*time.Minute, "end a terminal after this long without input or output")
 	fs.DurationVar(&o.maxDuration, "max-session-duration", 0, "end every terminal after this long (0: no limit)")
+	fs.DurationVar(&o.resumeWindow, "resume-window", 60*time.Second, "keep the session of a page that opted in to resume this long after its connection dropped, so that it can take it back (0: resume off)")
+	fs.IntVar(&o.resumeBuffer, "resume-buffer", 256<<10, "bytes of output a resumable session keeps until the page acknowledges them; when full, the remote is paused")
+	fs.DurationVar(&o.keepaliveInterval, "ssh-keepalive-interval", 15*time.Second, "probe the remote host this often (keepalive@openssh.com; 0: off)")
+	fs.IntVar(&o.keepaliveCount, "ssh-keepalive-count", 3, "end a session when this many probes in a row go unanswered")
 	fs.StringVar(&o.hostKeyPolicy, "host-key-policy", "accept", `SSH host key verification: "accept" (any key, fingerprint logged), "known-hosts" (only keys in --known-hosts) or "tofu" (learn new hosts into --known-hosts, refuse changed keys)`)
 	fs.StringVar(&o.knownHosts, "known-hosts", "", "OpenSSH known_hosts `file` for the known-hosts and tofu policies (re-read when it changes)")
 	fs.StringVar(&o.allowTargets, "allow-targets", "", `comma-separated targets the gateway may connect to: CIDRs, IPs, host names with * and ?, each with an optional :port or :low-high (e.g. "10.0.0.0/8:22,*.lab.example.com"); empty allows all but --deny-targets`)
@@ -301,7 +307,10 @@ func (o *options) config(getenv func(string) string) (server.Config, string, err
 		MaxBodyBytes:       o.maxBody,
 		IdleTimeout:        o.idleTimeout,
 		MaxSessionDuration: o.maxDuration,
-		SSH:                sshbridge.Config{Term: o.term, Timeout: o.sshTimeout},
+		ResumeWindow:       o.resumeWindow,
+		ResumeBuffer:       o.resumeBuffer,
+		SSH: sshbridge.Config{Term: o.term, Timeout: o.sshTimeout,
+			KeepaliveInterval: o.keepaliveInterval, KeepaliveCount: o.keepaliveCount},
 	}
 	var host string
 	switch o.host {
@@ -321,8 +330,12 @@ func (o *options) config(getenv func(string) string) (server.Config, string, err
 		return cfg, "", fmt.Errorf("--port must be from 0 to 65535, got %d", o.port)
 	case o.credentialsTTL <= 0, o.sshTimeout <= 0, o.idleTimeout <= 0:
 		return cfg, "", errors.New("--credentials-ttl, --ssh-timeout and --idle-timeout must be positive")
-	case o.maxDuration < 0:
-		return cfg, "", errors.New("--max-session-duration must not be negative")
+	case o.maxDuration < 0, o.resumeWindow < 0, o.keepaliveInterval < 0:
+		return cfg, "", errors.New("--max-session-duration, --resume-window and --ssh-keepalive-interval must not be negative")
+	case o.resumeBuffer < 4<<10:
+		return cfg, "", errors.New("--resume-buffer must be at least 4096 bytes")
+	case o.keepaliveCount < 1:
+		return cfg, "", errors.New("--ssh-keepalive-count must be at least 1")
 	case o.maxCredentials <= 0, o.maxBody <= 0:
 		return cfg, "", errors.New("--max-credentials and --max-body must be positive")
 	case o.term == "" || strings.ContainsAny(o.term, " \t\r\n"):

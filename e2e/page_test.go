@@ -130,6 +130,9 @@ func TestBrowser(t *testing.T) {
 	})
 
 	t.Run("exit", func(t *testing.T) {
+		// An sshd of its own: the sessions of the pages closed above are
+		// detached for the resume window, not gone.
+		sshd := sshdtest.Start(t)
 		p := newPage(t, pageOptions{})
 		openTerminal(t, p, g.url+"/?connection="+g.createCredentials(t, login(sshd)))
 		p.run("exit")

@@ -258,7 +258,7 @@ func (s *Server) renderPage(c echo.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	if !ok {
+	if !ok && !s.terms.Resumable(id) { // a reload of a resumable session
 		return newUnknownLink(id)
 	}
 	h := c.Response().Header()

@@ -27,13 +27,16 @@ type pageConfig struct {
 	// bytes, lets it refuse a larger file before sending it.
 	Files          bool  `json:"files,omitempty"`
 	FilesMaxUpload int64 `json:"filesMaxUpload,omitempty"`
+	// ResumeWindow is --resume-window in seconds, for the page's
+	// "Reconnecting… N s left"; absent when resume is off.
+	ResumeWindow float64 `json:"resumeWindow,omitempty"`
 }
 
 // pageConfigAttr is the page configuration from c, HTML-escaped for an
 // attribute value.
 func (c *Config) pageConfigAttr() string {
 	pc := pageConfig{BasePath: c.BasePath, EmbedOrigins: c.EmbedOrigins, Docs: c.DocsURL,
-		Files: c.Files, FilesMaxUpload: c.FilesMaxUpload}
+		Files: c.Files, FilesMaxUpload: c.FilesMaxUpload, ResumeWindow: c.ResumeWindow.Seconds()}
 	if !slices.Equal(c.Transports, defaultTransports) {
 		pc.Transports = c.Transports
 	}

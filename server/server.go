@@ -119,6 +119,12 @@ type Config struct {
 	// means a strict policy for the embedded page and none for a custom
 	// template (a Flask page may load scripts from CDNs).
 	PageCSP string
+	// ResumeWindow keeps a session whose page opted in to resume for this
+	// long after the page went away (0: resume off, the default here;
+	// main's --resume-window is 60s). ResumeBuffer bounds the output such
+	// a session keeps unacknowledged (default 256 KiB).
+	ResumeWindow time.Duration
+	ResumeBuffer int
 	// Observers are told about every terminal (metrics, audit).
 	Observers []terminal.Observer
 	// FilesAudit, when set, is told about every finished file transfer.
@@ -272,6 +278,8 @@ func New(cfg Config) (*Server, error) {
 		OutputHead:         outputHead,
 		OutputTail:         outputTail,
 		Observers:          cfg.Observers,
+		ResumeWindow:       cfg.ResumeWindow,
+		ResumeBuffer:       cfg.ResumeBuffer,
 		Logger:             cfg.Logger,
 	})
 	if cfg.TLSCertFile != "" || cfg.TLSKeyFile != "" {

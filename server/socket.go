@@ -73,13 +73,7 @@ func (s *Server) attach(sock *socket.Socket) {
 	if t.State() == terminal.Ended {
 		return
 	}
-	sock.On("start-session", func(args ...any) {
-		id, err := decodeStart(args)
-		if err != nil {
-			log.Debug("rejected start-session", "err", err)
-		}
-		t.Start(id) // "" when rejected: the closing message says why
-	})
+	onSessionEvents(sock, log, t) // start-session, resume-session, ssh-ack
 	on(sock, log, "ssh-input", decodeInput, t.Input)
 	s.gate.pauseInput(sock.Conn().Id(), t, s.cfg.PingTimeout/2)
 	on(sock, log, "resize", decodeResize, t.Resize)
@@ -179,6 +173,7 @@ func (c *socketClient) Ready(r terminal.Ready) {
 	if r.FilesToken != "" {
 		payload["files_token"] = r.FilesToken
 	}
+	resumeFields(payload, r)
 	c.sock.Emit("connection-ready", payload)
 }
 

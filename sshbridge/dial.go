@@ -26,6 +26,12 @@ type Config struct {
 	HostKeys *HostKeys
 	// Logger receives connection events; nil discards them.
 	Logger *slog.Logger
+	// KeepaliveInterval and KeepaliveCount: a session's owner (package
+	// terminal) probes the remote every KeepaliveInterval (Session.Probe)
+	// and ends the session when KeepaliveCount probes in a row have gone
+	// unanswered; 0 turns the probes off.
+	KeepaliveInterval time.Duration
+	KeepaliveCount    int
 	// Dialer opens the TCP connection; nil uses a net.Dialer.
 	Dialer interface {
 		DialContext(ctx context.Context, network, addr string) (net.Conn, error)

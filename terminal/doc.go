@@ -24,6 +24,17 @@
 //	Ended     the client got its closing message (unless it had left) and
 //	          was disconnected; the terminal is forgotten.
 //
+// A Running terminal whose client opted in to resume (StartResumable,
+// Config.ResumeWindow) is attached to a client or detached: when its
+// client leaves it is detached, not ended, and keeps running (output is
+// read into a bounded buffer, then the SSH channel is no longer read;
+// idle, lifetime and keepalive go on) until a client resumes it with the
+// token of its last connection-ready (Resume, which ends the resuming
+// client's own Waiting terminal and hands its client over), or the window
+// passes (ErrResumeExpired). See resume.go. Every running terminal is
+// probed with SSH keepalives (keepalive.go): a remote that stops
+// answering ends it with ErrUnresponsive.
+//
 // Every way a terminal ends is an error value (ErrClientGone, ErrInactive,
 // ErrKilled, a dial error from sshbridge, ...; nil for a shell that
 // exited). Text gives the user's text for it and the Reason in Info

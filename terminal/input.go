@@ -39,6 +39,10 @@ type inputQueue struct {
 // remote to read it (see InputBuffer). Input before the shell is up is
 // dropped.
 func (t *Terminal) Input(input string) {
+	t, ok := t.route()
+	if !ok {
+		return
+	}
 	sess := t.sess.Load()
 	if sess == nil {
 		t.log.Debug("dropped ssh-input before the shell is ready")
@@ -69,6 +73,10 @@ func (t *Terminal) Input(input string) {
 // ends. A remote that frees no room within stall ends the terminal with
 // ErrNotReading.
 func (t *Terminal) WaitInput(stall time.Duration) {
+	t, ok := t.route()
+	if !ok {
+		return
+	}
 	q := &t.input
 	q.mu.Lock()
 	if q.size < InputBuffer {

@@ -77,6 +77,13 @@ type Config struct {
 	// FilesTokens gives every running terminal a files token, sent in
 	// connection-ready and looked up by FilesTerminal.
 	FilesTokens bool
+	// ResumeWindow keeps the session of a client that opted in to resume
+	// (StartResumable) for this long after the client went away; 0 turns
+	// resume off. ResumeBuffer bounds the bytes of output such a session
+	// keeps unacknowledged before it stops reading the SSH channel
+	// (default DefaultResumeBuffer).
+	ResumeWindow time.Duration
+	ResumeBuffer int
 	// Observers are told about every terminal.
 	Observers []Observer
 	// Connect, when set, is asked by Open for every new client: it counts
@@ -111,7 +118,11 @@ type Manager struct {
 	draining bool // Drain: no new sessions
 	byID     map[string]*Terminal
 	byFiles  map[[sha256.Size]byte]*Terminal
-	empty    chan struct{} // closed while byID is empty
+	// byResume and byCredentials find resumable terminals by the hash of
+	// their resume token and of their credentials id (resume.go).
+	byResume      map[[sha256.Size]byte]*Terminal
+	byCredentials map[[sha256.Size]byte]*Terminal
+	empty         chan struct{} // closed while byID is empty
 }
 
 // NewManager returns a Manager.
@@ -119,15 +130,20 @@ func NewManager(cfg Config) *Manager {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.SSH.KeepaliveCount <= 0 {
+		cfg.SSH.KeepaliveCount = 3
+	}
 	empty := make(chan struct{})
 	close(empty)
 	return &Manager{
-		cfg:     cfg,
-		head:    []byte(cfg.OutputHead + `{"output":"`),
-		tail:    []byte(`"}` + cfg.OutputTail),
-		byID:    make(map[string]*Terminal),
-		byFiles: make(map[[sha256.Size]byte]*Terminal),
-		empty:   empty,
+		cfg:           cfg,
+		head:          []byte(cfg.OutputHead + `{"output":"`),
+		tail:          []byte(`"}` + cfg.OutputTail),
+		byID:          make(map[string]*Terminal),
+		byFiles:       make(map[[sha256.Size]byte]*Terminal),
+		byResume:      make(map[[sha256.Size]byte]*Terminal),
+		byCredentials: make(map[[sha256.Size]byte]*Terminal),
+		empty:         empty,
 	}
 }
 
@@ -184,6 +200,7 @@ func (m *Manager) forget(t *Terminal) {
 	if t.filesKey != nil {
 		delete(m.byFiles, *t.filesKey)
 	}
+	m.forgetResume(t)
 	if len(m.byID) == 0 {
 		close(m.empty)
 	}
@@ -195,6 +212,9 @@ func (m *Manager) newFilesToken(t *Terminal) string {
 	key := sha256.Sum256([]byte(token))
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if t.filesKey != nil { // a resume: the old token goes
+		delete(m.byFiles, *t.filesKey)
+	}
 	m.byFiles[key] = t
 	t.filesKey = &key
 	return token

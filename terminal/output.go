@@ -172,6 +172,9 @@ func (t *Terminal) copyOutput(ctx context.Context, r io.Reader) error {
 // sendOutput sends one ssh-output packet once the previous one has been
 // written to the client's transport.
 func (t *Terminal) sendOutput(ctx context.Context, packet []byte) error {
+	if t.rs != nil {
+		return t.sendResumable(ctx, packet)
+	}
 	select {
 	case t.gate <- struct{}{}:
 	case <-ctx.Done():
@@ -221,10 +224,23 @@ func packetBuffer(n int) []byte {
 // A packet never given back is simply collected.
 func Recycle(packet []byte) {
 	class := bits.Len(uint(cap(packet))) - 1 // 1<<class <= cap
-	if class < minPooled || class > maxPooled {
-		return
+	if class < minPooled || class > maxPooled || cap(packet) != 1<<class {
+		return // not a pool's buffer (see keep)
 	}
 	packetPools[class-minPooled].Put(&packet)
+}
+
+// keep copies a packet that must outlive its sending (a resumable
+// terminal's replay) into a buffer Recycle never takes: its capacity is
+// not a power of two. The packet itself goes back to the pools.
+func keep(packet []byte) []byte {
+	c := len(packet)
+	if c&(c-1) == 0 {
+		c++
+	}
+	kept := append(make([]byte, 0, c), packet...)
+	Recycle(packet)
+	return kept
 }
 
 // outputPacket ends a packet; ok is false when it holds no output.

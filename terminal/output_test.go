@@ -125,3 +125,17 @@ func TestPacketBufferRoom(t *testing.T) {
 		}
 	}
 }
+
+// TestKeptPacketsAreNotRecycled: a packet the replay keeps is never handed
+// out again, whoever recycles it.
+func TestKeptPacketsAreNotRecycled(t *testing.T) {
+	for _, n := range []int{1000, 1023, 2047, 4096} {
+		kept := keep(append(packetBuffer(n), make([]byte, n)...))
+		for range 20 { // sync.Pool may drop a Put; try often
+			Recycle(kept)
+			if b := packetBuffer(n)[:1]; &b[0] == &kept[0] {
+				t.Fatalf("a kept packet of %d bytes came back from the pool", n)
+			}
+		}
+	}
+}

@@ -69,7 +69,7 @@ func classify(err error) Reason {
 	switch {
 	case err == nil:
 		return ReasonExit
-	case errors.Is(err, ErrClientGone):
+	case errors.Is(err, ErrClientGone), errors.Is(err, ErrResumeExpired):
 		return ReasonClientGone
 	case errors.Is(err, ErrInactive):
 		return ReasonIdle
@@ -135,6 +135,12 @@ func Text(reason error) string {
 		return "Session closed: the remote is not reading input."
 	case errors.Is(reason, ErrConnectionLost):
 		return "Connection lost: the SSH server closed the connection."
+	case errors.Is(reason, ErrUnresponsive):
+		return "Connection closed: the remote host stopped responding."
+	case errors.Is(reason, ErrResumeRefused), errors.Is(reason, ErrResumeExpired):
+		return "The session has ended."
+	case errors.Is(reason, ErrTakenOver):
+		return "The session was resumed in another window."
 	case errors.Is(reason, credstore.ErrUnavailable):
 		return "Could not start the session: the gateway cannot reach its credential store, try again later."
 	case errors.Is(reason, ErrNoCredentials):

@@ -30,6 +30,11 @@ type Client interface {
 // Ready is what connection-ready carries besides "ready": true.
 type Ready struct {
 	FilesToken string // with Config.FilesTokens
+	// ResumeToken, for a resumable terminal, takes the session back
+	// (Resume); Resumed says this is a resume, Partial that the output
+	// kept did not reach back to what the client asked for.
+	ResumeToken      string
+	Resumed, Partial bool
 }
 
 // State is where a terminal is in its life; see the package doc.
@@ -105,6 +110,9 @@ type Terminal struct {
 	eofWait *time.Timer
 	moveOn  bool // the owner continues on a fresh goroutine
 	resizer *resizer
+	rs      *resumeState // a resumable terminal's (resume.go)
+	ka      keepalive
+	link    link
 }
 
 // meta is what is known of the session, set by the owner as it learns it.
@@ -126,6 +134,11 @@ const (
 	evNotice                        // text
 	evEOFWait                       // the wait for the channel's close after its end of output is over
 	evStartTimeout                  // StartTimeout has passed since Open
+	evResume                        // text: the token, seq
+	evAttach                        // from, seq
+	evExpire                        // seq: the detachment
+	evKeepalive                     // the keepalive timer fired
+	evProbed                        // err
 )
 
 // event is a message to the owner goroutine.
@@ -136,6 +149,9 @@ type event struct {
 	err    error
 	text   string
 	dial   *dialResult
+	from   *Terminal // whose client sent it
+	seq    uint64
+	resume bool
 }
 
 func newTerminal(m *Manager, c Client, addr string, log *slog.Logger) *Terminal {
@@ -195,11 +211,21 @@ func (t *Terminal) Start(id string) { t.post(event{kind: evStart, text: id}) }
 
 // Resize sets the PTY's size; before the shell is up, it is opened at the
 // last size given.
-func (t *Terminal) Resize(size sshbridge.WindowSize) { t.post(event{kind: evResize, size: size}) }
+func (t *Terminal) Resize(size sshbridge.WindowSize) {
+	if h, ok := t.route(); ok {
+		h.post(event{kind: evResize, size: size})
+	}
+}
 
 // Stop ends the terminal for reason (ErrClientGone, ErrInactive, ...).
 // The first reason wins.
-func (t *Terminal) Stop(reason error) { t.post(event{kind: evStop, err: reason}) }
+func (t *Terminal) Stop(reason error) {
+	if errors.Is(reason, ErrClientGone) {
+		t.link.gone.Store(true)
+	}
+	h, _ := t.route()
+	h.post(event{kind: evStop, err: reason, from: t})
+}
 
 // post hands an event to the owner goroutine; after the end it is
 // dropped. It reports whether the event was delivered.
@@ -241,11 +267,12 @@ func (t *Terminal) handle(e event) {
 	}
 	switch e.kind {
 	case evStart:
+		t.optIn(e.resume, e.text)
 		t.start(e.text)
 	case evResize:
 		t.resize(e.size)
 	case evStop:
-		t.stop(e.err)
+		t.stopFrom(e.from, e.err)
 	case evDialed:
 		t.dialed(e.dial)
 	case evPumped:
@@ -260,6 +287,16 @@ func (t *Terminal) handle(e event) {
 		if t.State() == Waiting {
 			t.stop(ErrStartTimeout)
 		}
+	case evResume:
+		t.resumeInto(e.text, e.seq)
+	case evAttach:
+		t.attach(e.from, e.seq)
+	case evExpire:
+		t.expire(e.seq)
+	case evKeepalive:
+		t.probeTick()
+	case evProbed:
+		t.probed(e.err)
 	}
 }
 
@@ -405,6 +442,7 @@ func (t *Terminal) dialed(r *dialResult) {
 	if t.m.cfg.FilesTokens {
 		ready.FilesToken = t.m.newFilesToken(t)
 	}
+	t.resumeReady(&ready)
 	t.observe(Observer.Started, "")
 	t.client.Ready(ready)
 	t.Touch()
@@ -414,6 +452,7 @@ func (t *Terminal) dialed(r *dialResult) {
 	if d := t.m.cfg.MaxSessionDuration; d > 0 {
 		t.lifetime = time.AfterFunc(d, func() { t.Stop(ErrLifetime) })
 	}
+	t.startKeepalive()
 	t.pumps = 2
 	t.moveOn = true
 	go t.pump(r.ctx, r.sess, true)
@@ -498,7 +537,7 @@ func (t *Terminal) notice(text string) {
 	if t.State() != Running {
 		return
 	}
-	t.client.Output(t.m.packet("\r\n\x1b[93m"+text+"\x1b[0m\r\n", ""), nil)
+	t.output(t.m.packet("\r\n\x1b[93m"+text+"\x1b[0m\r\n", ""))
 }
 
 // finish ends the terminal: the SSH session and the timers stop, the
@@ -522,6 +561,8 @@ func (t *Terminal) finish(reason error) {
 	if t.startTimer != nil {
 		t.startTimer.Stop()
 	}
+	t.stopKeepalive()
+	t.endResume()
 	if t.release != nil {
 		t.release()
 	}
@@ -573,8 +614,12 @@ func (t *Terminal) closeClient(reason error) {
 	if errors.Is(reason, ErrInactive) {
 		timeout = `,"timeout":true`
 	}
-	t.client.Output(t.m.packet("\r\n\x1b[91m"+Text(reason)+"\x1b[0m\r\n", timeout), nil)
-	t.client.Close()
+	c := t.current()
+	if c == nil {
+		return // detached
+	}
+	t.output(t.m.packet("\r\n\x1b[91m"+Text(reason)+"\x1b[0m\r\n", timeout))
+	c.Close()
 }
 
 // observe tells every observer, with the terminal's Info.

@@ -36,6 +36,7 @@ const (
 type message struct {
 	Output  string `json:"output"`
 	Timeout *bool  `json:"timeout"`
+	Seq     uint64 `json:"seq"` // resume.go
 }
 
 // client is a terminal.Client that records what it is sent. Unless hold

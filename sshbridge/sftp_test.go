@@ -108,7 +108,7 @@ func TestSFTPRefused(t *testing.T) {
 // TestSFTPReopen checks that when sshd closes an idle SFTP channel
 // (ChannelTimeout), the next call opens a new one.
 func TestSFTPReopen(t *testing.T) {
-	sshd, target := sshdTarget(t, sshdtest.WithConfig("ChannelTimeout session:subsystem:sftp=1"))
+	sshd, target := sshdTarget(t, sshdtest.WithConfig("ChannelTimeout session:subsystem:sftp=3"))
 	u, err := user.Lookup(sshd.User)
 	if err != nil {
 		t.Fatal(err)

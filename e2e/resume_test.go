@@ -24,13 +24,14 @@ import (
 const dropFor = 5 * time.Second
 
 type resumeEvent struct {
-	Event      string `json:"event"`
-	At         int64  `json:"at"`
-	Transport  string `json:"transport"`
-	Output     string `json:"output"`
-	Duplicates int    `json:"duplicates"`
-	Resumes    int    `json:"resumes"`
-	Error      string `json:"error"`
+	Event      string  `json:"event"`
+	At         int64   `json:"at"`
+	Transport  string  `json:"transport"`
+	Output     string  `json:"output"`
+	Duplicates int     `json:"duplicates"`
+	Resumes    int     `json:"resumes"`
+	Node       *string `json:"node"`
+	Error      string  `json:"error"`
 }
 
 var replayedBytes = regexp.MustCompile(`msg="terminal resumed".* replayed_bytes=(\d+)`)

@@ -52,16 +52,7 @@ func TestResumeAcrossDrops(t *testing.T) {
 			proxy := startTCPProxy(t, strings.TrimPrefix(g.url, "http://"))
 			tag := randomTag()
 			const lines = 400
-			in, _ := json.Marshal(map[string]any{
-				"url":              proxy.url(),
-				"credentials":      g.createCredentials(t, login(sshd)),
-				"transports":       tc.first,
-				"resumeTransports": tc.then,
-				"command":          fmt.Sprintf(`for i in $(seq 1 %d); do echo %s-$i; sleep 0.02; done; echo DONE-%s-$((2+2))`, lines, tag, tag),
-				"cutAt":            tag + "-20\r\n",
-				"done":             "DONE-" + tag + "-4",
-				"timeoutMs":        60000,
-			})
+			in, _ := json.Marshal(numberedInput(proxy.url(), g.createCredentials(t, login(sshd)), tag, lines, tc.first, tc.then))
 			end, resumedAfter := driveResume(t, dir, in, proxy)
 			if end.Error != "" || end.Resumes == 0 || end.Duplicates != 0 {
 				t.Fatalf("client ended with error %q after %d resumes and %d duplicates; want no error, a resume, no duplicate\n%s", end.Error, end.Resumes, end.Duplicates, g.logs)
@@ -73,6 +64,22 @@ func TestResumeAcrossDrops(t *testing.T) {
 			}
 			t.Logf("resumed %v after the network came back (%d resumes, client retries every 250 ms); replayed bytes %v", resumedAfter, end.Resumes, replayed)
 		})
+	}
+}
+
+// numberedInput is the input of resumeclient.mjs for a session that
+// prints lines tag-1 to tag-lines, 20 ms apart, and is cut after the
+// 20th.
+func numberedInput(url, credentials, tag string, lines int, first, then []string) map[string]any {
+	return map[string]any{
+		"url":              url,
+		"credentials":      credentials,
+		"transports":       first,
+		"resumeTransports": then,
+		"command":          fmt.Sprintf(`for i in $(seq 1 %d); do echo %s-$i; sleep 0.02; done; echo DONE-%s-$((2+2))`, lines, tag, tag),
+		"cutAt":            tag + "-20\r\n",
+		"done":             "DONE-" + tag + "-4",
+		"timeoutMs":        60000,
 	}
 }
 

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"encoding/json"
-	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -46,18 +45,9 @@ func TestNginxResumeRoutedByNode(t *testing.T) {
 			proxy := startTCPProxy(t, strings.TrimPrefix(lb.URL, "http://"))
 			tag := randomTag()
 			const lines = 300
-			in, _ := json.Marshal(map[string]any{
-				"url":              proxy.url(),
-				"credentials":      gw.createCredentials(t, login(sshd)),
-				"transports":       []string{"websocket"},
-				"resumeTransports": []string{"websocket"},
-				"command":          fmt.Sprintf(`for i in $(seq 1 %d); do echo %s-$i; sleep 0.02; done; echo DONE-%s-$((2+2))`, lines, tag, tag),
-				"cutAt":            tag + "-20\r\n",
-				"done":             "DONE-" + tag + "-4",
-				"timeoutMs":        60000,
-				"route":            tc.route,
-				"nodes":            names,
-			})
+			input := numberedInput(proxy.url(), gw.createCredentials(t, login(sshd)), tag, lines, []string{"websocket"}, []string{"websocket"})
+			input["route"], input["nodes"] = tc.route, names
+			in, _ := json.Marshal(input)
 			before := make([]int, len(nodes))
 			for i, g := range nodes {
 				before[i] = g.count(`"terminal resumed"`) + g.count(`"resume refused: the token is unknown, used or expired"`)

@@ -61,6 +61,7 @@ type options struct {
 	store, metricsAddr                   string
 	transports, basePath                 string
 	auditLog, adminToken                 string
+	nodeName                             string
 	drainGrace, drainTimeout             time.Duration
 	maxSessions, maxPerClient            int
 	createRate, authFailures             int
@@ -155,6 +156,7 @@ func (o *options) flagSet() *flag.FlagSet {
 	fs.DurationVar(&o.drainGrace, "drain-grace", 5*time.Second, "on SIGTERM, keep taking new sessions this long while /readyz tells the balancer to stop sending them")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, let live terminals run on this long (from the signal) before they are closed")
 	fs.StringVar(&o.adminToken, "admin-token", "", "token required as \"Authorization: Bearer <token>\" on /admin/sessions, which lists and ends sessions (prefer ALFRESCO_SSH_ADMIN_TOKEN); empty: no admin endpoints")
+	fs.StringVar(&o.nodeName, "node-name", "", "this node's `name` (letters, digits, '.', '_', '-'; at most 63), sent to resumable sessions so that the balancer can route their resumes here (deploy/nginx-websocket.conf), and shown by /admin/sessions; empty: no routing, host:port in the admin list")
 	fs.BoolVar(&o.files, "files", true, "file transfers over SFTP on each terminal's own SSH connection: a file panel in the page and the /files/ endpoints")
 	fs.Int64Var(&o.filesMaxUpload, "files-max-upload", 0, "largest file an upload may hold, in bytes, then 413 (0: no limit)")
 	fs.StringVar(&o.trustedProxies, "trusted-proxies", "", "comma-separated IPs/CIDRs of reverse proxies whose X-Forwarded-* headers are trusted")
@@ -297,6 +299,10 @@ func redactURL(s string) string {
 	return u.Redacted()
 }
 
+// nodeName is what --node-name may be: a value of a URL query and of an
+// nginx map as it is.
+var nodeName = regexp.MustCompile(`^[A-Za-z0-9._-]{1,63}$`)
+
 // config turns the options into the server configuration and the listen
 // address.
 func (o *options) config(getenv func(string) string) (server.Config, string, error) {
@@ -433,6 +439,10 @@ func (o *options) config(getenv func(string) string) (server.Config, string, err
 	}
 	cfg.PageCSP = o.pageCSP
 	cfg.AdminToken = o.adminToken
+	if o.nodeName != "" && !nodeName.MatchString(o.nodeName) {
+		return cfg, "", fmt.Errorf("--node-name: got %q, want 1 to 63 letters, digits, '.', '_' or '-'", o.nodeName)
+	}
+	cfg.NodeName = o.nodeName
 	if k := getenv("CREDENTIALS_KEY"); k != "" {
 		key, err := parseFernetKey(k)
 		if err != nil {

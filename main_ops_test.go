@@ -42,6 +42,10 @@ func TestOperationsFlags(t *testing.T) {
 		{"query", []string{"--base-path", "/lab?x=1"}, nil, "--base-path", "", ""},
 		{"negative drain", []string{"--drain-grace", "-1s"}, nil, "--drain-grace", "", ""},
 		{"no drain", []string{"--drain-grace", "0", "--drain-timeout", "0"}, nil, "", "", "polling,websocket"},
+		{"node name too long", []string{"--node-name", strings.Repeat("n", 64)}, nil, "--node-name", "", ""},
+		{"node name with a space", []string{"--node-name", "node 1"}, nil, "--node-name", "", ""},
+		{"node name with a query", []string{"--node-name", "a&node=b"}, nil, "--node-name", "", ""},
+		{"node name with a semicolon", []string{"--node-name", "a;"}, nil, "--node-name", "", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

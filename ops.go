@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -59,10 +60,10 @@ func (o *options) openOperations(cfg *server.Config, store server.CredentialStor
 
 // openRegistry makes the admin endpoints list and end the sessions of
 // every node when the credential store is Redis: each node publishes its
-// own there, under the name host:port.
+// own there, under its --node-name or else host:port.
 func (ops *operations) openRegistry(cfg *server.Config, store server.CredentialStore, addr net.Addr) {
 	host, _ := os.Hostname()
-	cfg.Node = net.JoinHostPort(host, strconv.Itoa(addr.(*net.TCPAddr).Port))
+	cfg.Node = cmp.Or(cfg.NodeName, net.JoinHostPort(host, strconv.Itoa(addr.(*net.TCPAddr).Port)))
 	r, ok := store.(*credstore.Redis)
 	if !ok || cfg.AdminToken == "" {
 		return

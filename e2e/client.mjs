@@ -40,6 +40,7 @@
 // Result:
 //   connected         the socket connected to /ssh
 //   ready             connection-ready was received
+//   readyKeys         the keys of its payload, sorted
 //   transport         engine transport at the end: "polling" | "websocket";
 //                     null if never connected
 //   output            every ssh-output text but the closing one, concatenated
@@ -113,6 +114,7 @@ async function runScenario(scenario) {
   const result = {
     connected: false,
     ready: false,
+    readyKeys: [],
     transport: null,
     output: "",
     outputEvents: 0,
@@ -241,6 +243,7 @@ async function runScenario(scenario) {
       if (event === "connection-ready") {
         if (p.ready !== true) result.protocolErrors.push(`connection-ready: ready is ${JSON.stringify(p.ready)}`);
         result.ready = true;
+        result.readyKeys = Object.keys(p).sort();
       } else if (event === "ssh-output") {
         if (typeof p.output !== "string") {
           result.protocolErrors.push(`ssh-output: output is ${typeof p.output}`);

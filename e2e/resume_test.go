@@ -24,13 +24,14 @@ import (
 const dropFor = 5 * time.Second
 
 type resumeEvent struct {
-	Event      string `json:"event"`
-	At         int64  `json:"at"`
-	Transport  string `json:"transport"`
-	Output     string `json:"output"`
-	Duplicates int    `json:"duplicates"`
-	Resumes    int    `json:"resumes"`
-	Error      string `json:"error"`
+	Event      string  `json:"event"`
+	At         int64   `json:"at"`
+	Transport  string  `json:"transport"`
+	Output     string  `json:"output"`
+	Duplicates int     `json:"duplicates"`
+	Resumes    int     `json:"resumes"`
+	Node       *string `json:"node"`
+	Error      string  `json:"error"`
 }
 
 var replayedBytes = regexp.MustCompile(`msg="terminal resumed".* replayed_bytes=(\d+)`)
@@ -51,72 +52,95 @@ func TestResumeAcrossDrops(t *testing.T) {
 			proxy := startTCPProxy(t, strings.TrimPrefix(g.url, "http://"))
 			tag := randomTag()
 			const lines = 400
-			in, _ := json.Marshal(map[string]any{
-				"url":              proxy.url(),
-				"credentials":      g.createCredentials(t, login(sshd)),
-				"transports":       tc.first,
-				"resumeTransports": tc.then,
-				"command":          fmt.Sprintf(`for i in $(seq 1 %d); do echo %s-$i; sleep 0.02; done; echo DONE-%s-$((2+2))`, lines, tag, tag),
-				"cutAt":            tag + "-20\r\n",
-				"done":             "DONE-" + tag + "-4",
-				"timeoutMs":        60000,
-			})
-			cmd := exec.Command("node", filepath.Join(dir, "resumeclient.mjs"))
-			cmd.Stdin = strings.NewReader(string(in))
-			cmd.Stderr = &strings.Builder{}
-			out, err := cmd.StdoutPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			var restored time.Time
-			var end resumeEvent
-			var resumedAfter []time.Duration
-			sc := bufio.NewScanner(out)
-			sc.Buffer(nil, 16<<20)
-			for sc.Scan() {
-				var e resumeEvent
-				if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
-					t.Fatalf("client printed %q: %v", sc.Text(), err)
-				}
-				switch e.Event {
-				case "cut":
-					proxy.cut()
-					time.AfterFunc(dropFor, proxy.restore) // the drop itself, not a wait
-					restored = time.Now().Add(dropFor)
-				case "resumed":
-					resumedAfter = append(resumedAfter, time.UnixMilli(e.At).Sub(restored))
-				case "end":
-					end = e
-				}
-			}
-			if err := cmd.Wait(); err != nil {
-				t.Fatalf("client: %v\n%s", err, cmd.Stderr)
-			}
+			in, _ := json.Marshal(numberedInput(proxy.url(), g.createCredentials(t, login(sshd)), tag, lines, tc.first, tc.then))
+			end, resumedAfter := driveResume(t, dir, in, proxy)
 			if end.Error != "" || end.Resumes == 0 || end.Duplicates != 0 {
 				t.Fatalf("client ended with error %q after %d resumes and %d duplicates; want no error, a resume, no duplicate\n%s", end.Error, end.Resumes, end.Duplicates, g.logs)
 			}
-			var got []string
-			for _, l := range strings.Split(end.Output, "\r\n") {
-				if strings.HasPrefix(l, tag+"-") {
-					got = append(got, strings.TrimPrefix(l, tag+"-"))
-				}
-			}
-			var want []string
-			for i := 1; i <= lines; i++ {
-				want = append(want, fmt.Sprint(i))
-			}
-			if strings.Join(got, ",") != strings.Join(want, ",") {
-				t.Errorf("got lines %v, want 1 to %d once each, in order", got, lines)
-			}
+			checkNumbered(t, end.Output, tag, lines)
 			var replayed []string
 			for _, m := range replayedBytes.FindAllStringSubmatch(g.logs.String(), -1) {
 				replayed = append(replayed, m[1])
 			}
 			t.Logf("resumed %v after the network came back (%d resumes, client retries every 250 ms); replayed bytes %v", resumedAfter, end.Resumes, replayed)
 		})
+	}
+}
+
+// numberedInput is the input of resumeclient.mjs for a session that
+// prints lines tag-1 to tag-lines, 20 ms apart, and is cut after the
+// 20th.
+func numberedInput(url, credentials, tag string, lines int, first, then []string) map[string]any {
+	return map[string]any{
+		"url":              url,
+		"credentials":      credentials,
+		"transports":       first,
+		"resumeTransports": then,
+		"command":          fmt.Sprintf(`for i in $(seq 1 %d); do echo %s-$i; sleep 0.02; done; echo DONE-%s-$((2+2))`, lines, tag, tag),
+		"cutAt":            tag + "-20\r\n",
+		"done":             "DONE-" + tag + "-4",
+		"timeoutMs":        60000,
+	}
+}
+
+// driveResume runs resumeclient.mjs with the input in, cutting the proxy
+// for dropFor when the client says so; it returns the client's end event
+// and, for each resume, how long after the network came back it came.
+func driveResume(t *testing.T, dir string, in []byte, proxy *tcpProxy) (resumeEvent, []time.Duration) {
+	t.Helper()
+	cmd := exec.Command("node", filepath.Join(dir, "resumeclient.mjs"))
+	cmd.Stdin = strings.NewReader(string(in))
+	cmd.Stderr = &strings.Builder{}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var restored time.Time
+	var end resumeEvent
+	var resumedAfter []time.Duration
+	sc := bufio.NewScanner(out)
+	sc.Buffer(nil, 16<<20)
+	for sc.Scan() {
+		var e resumeEvent
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			t.Fatalf("client printed %q: %v", sc.Text(), err)
+		}
+		switch e.Event {
+		case "cut":
+			proxy.cut()
+			time.AfterFunc(dropFor, proxy.restore) // the drop itself, not a wait
+			restored = time.Now().Add(dropFor)
+		case "resumed":
+			resumedAfter = append(resumedAfter, time.UnixMilli(e.At).Sub(restored))
+		case "end":
+			end = e
+		}
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("client: %v\n%s", err, cmd.Stderr)
+	}
+	return end, resumedAfter
+}
+
+// checkNumbered checks that output shows the lines tag-1 to tag-lines
+// once each, in order.
+func checkNumbered(t *testing.T, output, tag string, lines int) {
+	t.Helper()
+	var got []string
+	for _, l := range strings.Split(output, "\r\n") {
+		if strings.HasPrefix(l, tag+"-") {
+			got = append(got, strings.TrimPrefix(l, tag+"-"))
+		}
+	}
+	var want []string
+	for i := 1; i <= lines; i++ {
+		want = append(want, fmt.Sprint(i))
+	}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("got lines %v, want 1 to %d once each, in order", got, lines)
 	}
 }
 

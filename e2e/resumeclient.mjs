@@ -10,9 +10,15 @@
 //   cutAt             print {"event": "cut"} once this text has been shown
 //   done              the text that ends the run once shown
 //   timeoutMs         overall deadline
+//   route             optional: "same" sends every resuming connection the
+//                     query parameter node=<the "node" of connection-ready>
+//                     (as the stock page does), "other" node=<a name of
+//                     nodes other than that one>
+//   nodes             the node names, for route "other"
 // and prints JSON lines to stdout: {"event": "cut"}, {"event": "resumed",
 // "at": epoch ms, "transport": t} for each resume, and at the end
-// {"event": "end", "output", "duplicates", "resumes", "refused", "error"}.
+// {"event": "end", "output", "duplicates", "resumes", "node", "error"}
+// (node: the "node" of the first connection-ready).
 // Output is acknowledged with ssh-ack as the stock page does (64 KiB or
 // 200 ms); a lost connection is resumed every 250 ms with the last seq
 // shown, on a new socket.
@@ -27,7 +33,7 @@ const input = JSON.parse(await new Promise((resolve) => {
 
 const print = (o) => process.stdout.write(JSON.stringify(o) + "\n");
 let output = "", shown = 0, acked = 0, unacked = 0, duplicates = 0, resumes = 0;
-let token = "", cutSent = false, finished = false, ackTimer = null, retry = null, socket = null;
+let token = "", node = null, cutSent = false, finished = false, ackTimer = null, retry = null, socket = null;
 
 function finish(error) {
   if (finished) return;
@@ -35,7 +41,7 @@ function finish(error) {
   clearTimeout(ackTimer);
   clearTimeout(retry);
   if (socket) socket.disconnect();
-  print({ event: "end", output, duplicates, resumes, error: error || null });
+  print({ event: "end", output, duplicates, resumes, node, error: error || null });
   process.exit(0);
 }
 setTimeout(() => finish("deadline"), input.timeoutMs);
@@ -51,7 +57,10 @@ function ack() {
 }
 
 function connect(transports, resuming) {
-  const s = io(input.url + "/ssh", { transports, reconnection: false, forceNew: true });
+  const query = {};
+  if (resuming && input.route === "same") query.node = node;
+  if (resuming && input.route === "other") query.node = input.nodes.find((n) => n !== node);
+  const s = io(input.url + "/ssh", { transports, reconnection: false, forceNew: true, query });
   socket = s;
   s.on("connect", () => {
     if (resuming) {
@@ -62,6 +71,7 @@ function connect(transports, resuming) {
   });
   s.on("connection-ready", (d) => {
     token = d.resume_token;
+    if (!resuming) node = d.node === undefined ? null : d.node;
     if (!token) return finish("no resume_token in connection-ready");
     if (resuming) {
       if (d.resumed !== true) return finish("connection-ready without resumed");

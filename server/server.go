@@ -147,6 +147,10 @@ type Config struct {
 	// name).
 	Admin SessionRegistry
 	Node  string
+	// NodeName, when set, is sent as "node" in the connection-ready of
+	// resumable sessions, so that a balancer can route their resumes to
+	// this node (deploy/nginx-websocket.conf); it is also Node's default.
+	NodeName string
 	// Requests counts HTTP requests; nil counts nothing.
 	Requests RequestCounter
 	// EmbedOrigins are the parent origins ("https://lab.example.com", or
@@ -293,7 +297,7 @@ func New(cfg Config) (*Server, error) {
 	s.files = s.newFileTransfers()
 	s.admin = cfg.Admin
 	if s.admin == nil {
-		s.admin = registry.Local{Node: cmp.Or(cfg.Node, hostname()), Terminals: s.terms}
+		s.admin = registry.Local{Node: cmp.Or(cfg.Node, cfg.NodeName, hostname()), Terminals: s.terms}
 	}
 	s.io = s.newSocketIO()
 	if s.echo, err = s.newEcho(); err != nil {

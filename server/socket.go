@@ -68,7 +68,7 @@ func (s *Server) attach(sock *socket.Socket) {
 		client = s.clientIP(r.Request())
 	}
 	log := s.log.With("socket", string(sock.Id()), "client", client)
-	c := &socketClient{sock: sock}
+	c := &socketClient{sock: sock, node: s.cfg.NodeName}
 	t := s.terms.Open(c, client, log)
 	if t.State() == terminal.Ended {
 		return
@@ -134,6 +134,7 @@ type socketClient struct {
 	// written is the terminal's send callback (a func()), called again
 	// when an upgrade may have lost it.
 	written atomic.Value
+	node    string // Config.NodeName
 }
 
 // Output writes the packet to the engine connection. On a connection that
@@ -177,6 +178,9 @@ func (c *socketClient) Ready(r terminal.Ready) {
 		payload["files_token"] = r.FilesToken
 	}
 	resumeFields(payload, r)
+	if r.ResumeToken != "" && c.node != "" {
+		payload["node"] = c.node
+	}
 	c.sock.Emit("connection-ready", payload)
 }
 

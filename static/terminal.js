@@ -213,10 +213,27 @@
     document.body.style.background = theme.background || DARK_THEME.background;
   }
 
+  // Resume state. The token is kept in sessionStorage under the
+  // credentials id, so that a reload of this tab (and only this tab) can
+  // take the session back; with it the name of the node that holds the
+  // session, which every connection of a resume sends as the query
+  // parameter "node" for the balancer to route it there.
+  const storageKey = "alfresco-ssh:" + credentialsId;
+  const saved = (function () {
+    try {
+      const v = JSON.parse(sessionStorage.getItem(storageKey) || "null");
+      return v && typeof v.token === "string" && v.token ? v : null;
+    } catch (err) {
+      return null; // no storage (blocked in a frame, or full): a reload cannot resume
+    }
+  })();
+  let resumeNode = saved && typeof saved.node === "string" ? saved.node : "";
+
   // The URL names the namespace; the engine's path carries the base path.
   const socket = io("/ssh", {
     path: config.basePath + "/socket.io/",
     transports: config.transports,
+    query: resumeNode ? { node: resumeNode } : {},
     reconnectionDelay: 500,
     reconnectionDelayMax: 5000,
   });
@@ -241,44 +258,49 @@
   let inactivityTimer = 0;
   let timeoutSent = false;
 
-  // Resume state. The token is kept in sessionStorage under the
-  // credentials id, so that a reload of this tab (and only this tab) can
-  // take the session back.
-  const storageKey = "alfresco-ssh:" + credentialsId;
-  let resumeToken = ""; // the latest, single use
+  let resumeToken = saved ? saved.token : ""; // the latest, single use
   let shownSeq = 0; // the highest seq written to the terminal
   let parsedSeq = 0; // ... and parsed by it (what is acknowledged)
   let ackedSeq = 0;
   let unackedBytes = 0;
   let ackTimer = 0;
   let resuming = false; // resume-session sent, connection-ready awaited
-  let lostScreen = false; // the next resume replays recent output (seq 0)
+  let lostScreen = saved !== null; // the next resume replays recent output (seq 0): after a reload, the screen is gone
   let deadline = 0; // when a dropped session can no longer be resumed
   let countdownTimer = 0;
   let nudgedAt = 0; // when the PTY size was nudged, while it is
   let nudgeTimer = 0;
 
-  (function loadResume() {
-    try {
-      const saved = JSON.parse(sessionStorage.getItem(storageKey) || "null");
-      if (saved && typeof saved.token === "string" && saved.token) {
-        resumeToken = saved.token;
-        lostScreen = true; // a reload: the screen is gone
-      }
-    } catch (err) {
-      // No storage (blocked in a frame, or full): a reload cannot resume.
-    }
-  })();
-
   function saveResume() {
     try {
       if (resumeToken) {
-        sessionStorage.setItem(storageKey, JSON.stringify({ token: resumeToken, seq: shownSeq }));
+        sessionStorage.setItem(storageKey, JSON.stringify({ token: resumeToken, seq: shownSeq, node: resumeNode }));
       } else {
         sessionStorage.removeItem(storageKey);
       }
     } catch (err) {
-      // See loadResume.
+      // No storage: see saved.
+    }
+  }
+
+  // routeTo makes the next connections, and a reload of the page, reach
+  // the node named by connection-ready: the engine is made anew, with the
+  // manager's query, on each reconnection; the page's own address gets
+  // the parameter too, so that the reloaded page comes from that node.
+  function routeTo(node) {
+    resumeNode = node;
+    socket.io.opts.query = node ? { node: node } : {};
+    if (!node) {
+      return;
+    }
+    try {
+      const url = new URL(location.href);
+      if (url.searchParams.get("node") !== node) {
+        url.searchParams.set("node", node);
+        history.replaceState(history.state, "", url);
+      }
+    } catch (err) {
+      // A frame that may not change its address: a reload lands anywhere.
     }
   }
 
@@ -509,6 +531,7 @@
     resuming = false;
     lostScreen = false;
     resumeToken = typeof data.resume_token === "string" ? data.resume_token : "";
+    routeTo(typeof data.node === "string" ? data.node : "");
     if (typeof data.files_token === "string") {
       alfresco.filesToken = data.files_token;
     }

@@ -60,11 +60,13 @@ type Step struct {
 
 // Result is the output of client.mjs for one scenario.
 type Result struct {
-	Connected    bool   `json:"connected"`
-	Ready        bool   `json:"ready"`
-	Transport    string `json:"transport"`
-	Output       string `json:"output"`
-	OutputEvents int    `json:"outputEvents"`
+	Connected bool `json:"connected"`
+	Ready     bool `json:"ready"`
+	// ReadyKeys are the keys of connection-ready's payload, sorted.
+	ReadyKeys    []string `json:"readyKeys"`
+	Transport    string   `json:"transport"`
+	Output       string   `json:"output"`
+	OutputEvents int      `json:"outputEvents"`
 	Closing      *struct {
 		Output  string `json:"output"`
 		Timeout bool   `json:"timeout"`

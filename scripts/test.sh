@@ -56,8 +56,12 @@ go vet ./...
 go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
 # Each fuzz target briefly, beyond its seed corpus (which the test run
-# below replays too). Longer runs: go test -run '^$' -fuzz '^FuzzName$' -fuzztime 10m ./server/
-fuzztime=${FUZZTIME:-4s}
+# below replays too). The budget is a count of executions, not a duration:
+# Go 1.26's fuzz coordinator can fail a target with a bare "context
+# deadline exceeded" when a -fuzztime duration ends while a starved worker
+# is mid-call (go.dev/issue/75804, fixed in Go 1.27); a count has no
+# deadline to race. Longer runs: go test -run '^$' -fuzz '^FuzzName$' -fuzztime 10m ./server/
+fuzztime=${FUZZTIME:-20000x}
 step "fuzz targets, $fuzztime each"
 for pkg in ./server ./sshbridge ./policy ./terminal; do
 	for target in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz'); do

@@ -332,13 +332,13 @@ func (t *Terminal) resize(size sshbridge.WindowSize) {
 }
 
 // stop decides the end: a dial is cancelled and a running session closed;
-// the pumps then report, and the terminal finishes.
+// the pumps then report, and the terminal finishes. On an Ending terminal
+// the first reason stays, but the pumps stop waiting to send what they
+// hold: a client that takes no more output (or a detached one's full
+// replay) must not keep the terminal from its end.
 func (t *Terminal) stop(reason error) {
-	switch t.State() {
-	case Waiting:
+	if t.State() == Waiting {
 		t.finish(reason)
-		return
-	case Ending:
 		return
 	}
 	if !t.ending {

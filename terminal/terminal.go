@@ -14,6 +14,10 @@ import (
 // Client is the browser side of a terminal; package server adapts a
 // Socket.IO socket to it. Its methods must not block (a Socket.IO emit
 // queues) and may be called from the terminal's goroutines concurrently.
+// They must not call the Terminal back in the same goroutine either: Stop
+// waits for the owner goroutine, which may be the one calling Close, so
+// an adapter whose transport reports a disconnect within Close stops the
+// terminal from a goroutine of its own.
 type Client interface {
 	// Output sends one ssh-output packet, framed with Config.OutputHead
 	// and OutputTail, and calls written, when not nil, once the transport

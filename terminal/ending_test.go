@@ -2,8 +2,12 @@ package terminal_test
 
 import (
 	"log/slog"
+	"net"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/alfresco-ssh/alfresco-ssh/internal/syncbuf"
 	"github.com/alfresco-ssh/alfresco-ssh/terminal"
@@ -83,4 +87,53 @@ func grep(lines []string, s string) []string {
 		}
 	}
 	return found
+}
+
+// TestStopWhileEnding: a terminal whose end is decided (its connection
+// broke) while an output pump still waits for the client to take a
+// packet ends on a later Stop (the client leaving, Kill, Shutdown, the
+// resume window) instead of waiting for that client forever.
+func TestStopWhileEnding(t *testing.T) {
+	f := newFixture(t, nil)
+	p := startFreezer(t, f.srv.Addr().String())
+	tgt := f.target()
+	host, port, _ := net.SplitHostPort(p.ln.Addr().String())
+	tgt.Host = host
+	tgt.Port, _ = strconv.Atoi(port)
+	c := newClient(t)
+	c.hold = true // the test calls written, until it stops doing so
+	term := f.m.Open(c, "192.0.2.1", nil)
+	term.Start(f.credentialsID(tgt))
+	f.nextPTY(t)
+	c.waitReady()
+	// Standard error gets "A" and half a character, which its pump holds
+	// until the stream ends and then sends. Once both the echo and "A"
+	// have gone out (in either order), the last of them is left unwritten.
+	term.Input("stderr A\xe4\r")
+	for held := false; !held; {
+		var written []func()
+		c.waitFor("the stderr packet", func() bool {
+			written, c.held = c.held, nil
+			held = strings.Contains(c.outputLocked(), "stderr A\ufffd\r\n") &&
+				slices.ContainsFunc(c.messages, func(m message) bool { return m.Output == "A" })
+			return len(written) > 0
+		})
+		if !held {
+			for _, w := range written {
+				w()
+			}
+		}
+	}
+	// The connection breaks: standard output ends (the end is decided),
+	// while the pump of standard error waits to send the half character.
+	p.cut()
+	// Ending has no event of its own to wait on: look, within the bound.
+	for deadline := time.Now().Add(waitTimeout); term.State() != terminal.Ending; {
+		if time.Now().After(deadline) {
+			t.Fatalf("state: got %v, want %v once the connection broke", term.State(), terminal.Ending)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	term.Stop(terminal.ErrClientGone)
+	waitDone(t, term)
 }

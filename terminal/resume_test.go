@@ -306,6 +306,15 @@ func (p *freezer) copy(dst, src net.Conn) {
 
 func (p *freezer) freeze() { p.once.Do(func() { close(p.frozen) }) }
 
+// cut closes the connections made so far, as a connection that breaks.
+func (p *freezer) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+}
+
 // TestKeepalive: a remote that stops answering ends the terminal, with the
 // red message, within interval × (count + 1), also while detached; a
 // healthy idle one is not ended by the probes.

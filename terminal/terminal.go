@@ -14,6 +14,10 @@ import (
 // Client is the browser side of a terminal; package server adapts a
 // Socket.IO socket to it. Its methods must not block (a Socket.IO emit
 // queues) and may be called from the terminal's goroutines concurrently.
+// They must not call the Terminal back in the same goroutine either: Stop
+// waits for the owner goroutine, which may be the one calling Close, so
+// an adapter whose transport reports a disconnect within Close stops the
+// terminal from a goroutine of its own.
 type Client interface {
 	// Output sends one ssh-output packet, framed with Config.OutputHead
 	// and OutputTail, and calls written, when not nil, once the transport
@@ -332,13 +336,13 @@ func (t *Terminal) resize(size sshbridge.WindowSize) {
 }
 
 // stop decides the end: a dial is cancelled and a running session closed;
-// the pumps then report, and the terminal finishes.
+// the pumps then report, and the terminal finishes. On an Ending terminal
+// the first reason stays, but the pumps stop waiting to send what they
+// hold: a client that takes no more output (or a detached one's full
+// replay) must not keep the terminal from its end.
 func (t *Terminal) stop(reason error) {
-	switch t.State() {
-	case Waiting:
+	if t.State() == Waiting {
 		t.finish(reason)
-		return
-	case Ending:
 		return
 	}
 	if !t.ending {

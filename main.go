@@ -186,12 +186,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	cfg.Logger = log
 	cfg.SSH.Logger = log
-	policy, err := sshbridge.ParseHostKeyPolicy(o.hostKeyPolicy)
+	keyPolicy, err := sshbridge.ParseHostKeyPolicy(o.hostKeyPolicy)
 	if err != nil {
 		return usagef("--host-key-policy: %v", err)
 	}
-	if cfg.SSH.HostKeys, err = sshbridge.NewHostKeys(policy, o.knownHosts, log); err != nil {
-		return usagef("--host-key-policy %s: %v", policy, err)
+	if cfg.SSH.HostKeys, err = sshbridge.NewHostKeys(keyPolicy, o.knownHosts, log); err != nil {
+		return usagef("--host-key-policy %s: %v", keyPolicy, err)
 	}
 
 	files := checkFileLimit(log, o.maxSessions, raiseFileLimit)
@@ -206,10 +206,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		cfg.Limits.Creates = redislimit.NewRate(r.Client(), "create", o.createRate, time.Minute)
 	}
 	if r, ok := store.(*credstore.Redis); ok && o.authFailures > 0 {
-		// So do failed logins; the back-off is the in-memory one's (10
-		// minutes, 30 s doubling to 15 min), and a reservation lasts at
-		// most a login.
-		cfg.Limits.Logins = redislimit.NewLogin(r.Client(), o.authFailures, 10*time.Minute, 30*time.Second, 15*time.Minute, o.sshTimeout+30*time.Second)
+		// So do failed logins, with the in-memory back-off's timing; a
+		// reservation lasts at most a login.
+		cfg.Limits.Logins = redislimit.NewLogin(r.Client(), o.authFailures,
+			policy.LoginWindow, policy.LoginBackoff, policy.LoginMaxBackoff, o.sshTimeout+30*time.Second)
 	}
 	ops, err := o.openOperations(&cfg, store, log, stderr)
 	if err != nil {

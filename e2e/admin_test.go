@@ -56,7 +56,8 @@ func adminList(t testing.TB, g *gateway) []adminSession {
 	return list
 }
 
-// running returns the running sessions of list by user.
+// running returns the running sessions of list by node (the last one of
+// each node: the tests run one per node).
 func running(list []adminSession) map[string]adminSession {
 	m := map[string]adminSession{}
 	for _, s := range list {

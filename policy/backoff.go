@@ -70,6 +70,16 @@ func (e *LoginRefusedError) Error() string {
 	return fmt.Sprintf("too many failed logins %s; try again in %d s", who, seconds(e.RetryAfter))
 }
 
+// The gateway's login back-off (--auth-failures is the limit): a block
+// after the limit's failures within LoginWindow, for LoginBackoff, doubled
+// for each further failure up to LoginMaxBackoff. The in-memory back-off
+// and the one shared through Redis both run with these.
+const (
+	LoginWindow     = 10 * time.Minute
+	LoginBackoff    = 30 * time.Second
+	LoginMaxBackoff = 15 * time.Minute
+)
+
 // AuthBackoff is the in-memory LoginLimit. It counts failed logins per
 // client and per account. After limit failures within window a client or
 // account is blocked for base; each further failure blocks it again for
@@ -136,10 +146,7 @@ func NewAuthBackoff(limit int, window, base, maxBackoff time.Duration) *AuthBack
 		b.base = time.Second
 	}
 	b.maxBackoff = max(b.maxBackoff, b.base)
-	b.keep = limit
-	for d := b.base; d < b.maxBackoff; d = double(d) {
-		b.keep++
-	}
+	b.keep = FailuresKept(limit, b.base, b.maxBackoff)
 	b.clients = make(map[string]*loginRecord)
 	b.accounts = make(map[string]*loginRecord)
 	return b
@@ -311,6 +318,17 @@ func (r *loginRecord) forget(now time.Time, window time.Duration) (empty bool) {
 	}
 	r.failures = append(r.failures[:0], r.failures[i:]...)
 	return len(r.failures) == 0
+}
+
+// FailuresKept is how many recent failures a client or account keeps:
+// limit, and one more for each doubling of base (positive) that stays
+// below maxBackoff, so that its blocks escalate all the way.
+func FailuresKept(limit int, base, maxBackoff time.Duration) int {
+	keep := limit
+	for d := base; d < maxBackoff; d = double(d) {
+		keep++
+	}
+	return keep
 }
 
 // noAttempt is the attempt of a disabled AuthBackoff.

@@ -32,14 +32,11 @@ type Login struct {
 
 // NewLogin returns the back-off of policy.NewAuthBackoff(limit, window,
 // base, maxBackoff) on client; hold bounds a login (the SSH timeout and a
-// margin). limit must be positive.
+// margin). limit and base must be positive.
 func NewLogin(client redis.Scripter, limit int, window, base, maxBackoff, hold time.Duration) *Login {
-	l := &Login{client: client, limit: limit, window: window, base: base, maxBackoff: max(maxBackoff, base),
-		hold: hold, poll: 100 * time.Millisecond, keep: limit}
-	for d := base; d < l.maxBackoff; d *= 2 {
-		l.keep++
-	}
-	return l
+	maxBackoff = max(maxBackoff, base)
+	return &Login{client: client, limit: limit, window: window, base: base, maxBackoff: maxBackoff,
+		hold: hold, poll: 100 * time.Millisecond, keep: policy.FailuresKept(limit, base, maxBackoff)}
 }
 
 var _ policy.LoginLimit = (*Login)(nil)

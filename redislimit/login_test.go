@@ -13,8 +13,8 @@ import (
 	"github.com/alfresco-ssh/alfresco-ssh/policy"
 )
 
-// refusal is Reserve's refusal, or nil when it reserved (the attempt is
-// then ended with o).
+// reserve returns Reserve's refusal, or nil when it reserved (the attempt
+// is then ended with o).
 func reserve(t *testing.T, b *Login, l policy.Login, o policy.Outcome) *policy.LoginRefusedError {
 	t.Helper()
 	a, err := b.Reserve(t.Context(), l)

@@ -14,7 +14,8 @@ import (
 )
 
 // Redis keys: a set of the nodes, and per node a string holding the JSON
-// list of its sessions, which expires unless the node renews it; the
+// list of its sessions, both expiring unless a node renews them (a name
+// whose entry has expired leaves the set when the nodes are listed); the
 // channel carries the ids of sessions to end.
 const (
 	nodesKey    = "alfresco-ssh:nodes"
@@ -126,6 +127,7 @@ func (r *Redis) publish(ctx context.Context, local *Local) error {
 	_, err = r.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.Set(ctx, nodePrefix+r.node, b, entryTTL)
 		p.SAdd(ctx, nodesKey, r.node)
+		p.Expire(ctx, nodesKey, entryTTL) // gone with the last node
 		return nil
 	})
 	return err

@@ -122,10 +122,15 @@ func TestRedisRegistry(t *testing.T) {
 		t.Errorf("Kill of an unknown id: got %v, %v, want not found", found, err)
 	}
 
-	// A node that dies leaves an entry that expires.
+	// A node that dies leaves an entry that expires; so does the set of
+	// nodes once the last one is gone.
+	if ttl := m.TTL(nodesKey); ttl <= 0 || ttl > entryTTL {
+		t.Errorf("the set of nodes expires in %v, want at most %v", ttl, entryTTL)
+	}
 	m.Set(nodePrefix+"dead:1", `[{"id":"sd","node":"dead:1","bytes":{"in":0,"out":0},"state":"running"}]`)
 	m.SetTTL(nodePrefix+"dead:1", entryTTL)
 	m.SAdd(nodesKey, "dead:1")
+	m.SetTTL(nodesKey, 2*entryTTL) // the live nodes keep renewing the set
 	if got := ids(t, a); got["sd"] != "dead:1" {
 		t.Fatalf("got %v, want the dead node's session before its entry expires", got)
 	}

@@ -2,8 +2,6 @@ package server
 
 import (
 	"encoding/json"
-	"io"
-	"mime/multipart"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -38,14 +36,8 @@ func TestFileTransfersAudited(t *testing.T) {
 	term := openRawTerminal(t, g, sshd)
 	token := term.token(t)
 
-	var b strings.Builder
-	mw := multipart.NewWriter(&b)
-	part, _ := mw.CreateFormFile("file", "audited.txt")
-	io.WriteString(part, "12345")
-	mw.Close()
 	dir := sshd.UserDir(t)
-	if status, _, body := filesRequest(t, g, "POST", "upload?path="+dir, token, strings.NewReader(b.String()),
-		http.Header{"Content-Type": {mw.FormDataContentType()}}); status != http.StatusOK {
+	if status, body := uploadFile(t, g, token, dir, "audited.txt", "12345"); status != http.StatusOK {
 		t.Fatalf("upload: got %d %s", status, body)
 	}
 	if status, _, body := filesRequest(t, g, "GET", "download?path="+dir+"/audited.txt", token, nil, nil); status != http.StatusOK || body != "12345" {

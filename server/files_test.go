@@ -118,6 +118,21 @@ func filesRequest(t *testing.T, g *gateway, method, endpoint, token string, body
 	return res.StatusCode, res.Header, string(b)
 }
 
+// uploadFile uploads one file, name holding content, into the remote
+// dir through the gateway's /files/upload with the token, and returns the
+// status and body.
+func uploadFile(t *testing.T, g *gateway, token, dir, name, content string) (int, string) {
+	t.Helper()
+	var b strings.Builder
+	mw := multipart.NewWriter(&b)
+	part, _ := mw.CreateFormFile("file", name)
+	io.WriteString(part, content)
+	mw.Close()
+	status, _, body := filesRequest(t, g, "POST", "upload?path="+dir, token, strings.NewReader(b.String()),
+		http.Header{"Content-Type": {mw.FormDataContentType()}})
+	return status, body
+}
+
 func TestFiles(t *testing.T) {
 	sshd := sshdtest.Start(t)
 	u, err := user.Lookup(sshd.User)
@@ -149,14 +164,8 @@ func TestFiles(t *testing.T) {
 		}
 	})
 	t.Run("upload and download", func(t *testing.T) {
-		var b strings.Builder
-		mw := multipart.NewWriter(&b)
-		part, _ := mw.CreateFormFile("file", "files-test.txt")
-		io.WriteString(part, "through the gateway")
-		mw.Close()
 		dir := sshd.UserDir(t)
-		status, _, body := filesRequest(t, g, "POST", "upload?path="+dir, token1, strings.NewReader(b.String()),
-			http.Header{"Content-Type": {mw.FormDataContentType()}})
+		status, body := uploadFile(t, g, token1, dir, "files-test.txt", "through the gateway")
 		if status != http.StatusOK {
 			t.Fatalf("upload: got %d %s, want 200", status, body)
 		}

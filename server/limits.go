@@ -25,7 +25,7 @@ func newLimits(cfg Config) policy.Limits {
 		l.Creates = policy.NewRateLimiter(cfg.CreatesPerMinute, time.Minute)
 	}
 	if l.Logins == nil {
-		l.Logins = policy.NewAuthBackoff(cfg.AuthFailures, 10*time.Minute, 30*time.Second, 15*time.Minute)
+		l.Logins = policy.NewAuthBackoff(cfg.AuthFailures, policy.LoginWindow, policy.LoginBackoff, policy.LoginMaxBackoff)
 	}
 	if l.Sessions == nil {
 		l.Sessions = policy.NewSessionCounter(cfg.MaxSessions, cfg.MaxSessionsPerClient)

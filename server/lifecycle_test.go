@@ -41,6 +41,18 @@ func (s *sshSocket) send(packets ...string) error {
 	return s.c.send(packets...)
 }
 
+// mustOpenSocket is openSocket on the test's goroutine: a failure ends
+// the test, and the socket is closed at its end.
+func mustOpenSocket(t *testing.T, ctx context.Context, base string) *sshSocket {
+	t.Helper()
+	s, err := openSocket(ctx, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.c.close)
+	return s
+}
+
 // openSocket connects to /ssh and waits for the CONNECT reply.
 func openSocket(ctx context.Context, base string) (*sshSocket, error) {
 	c, err := dialWS(ctx, base)
@@ -135,11 +147,7 @@ func TestSocketLimits(t *testing.T) {
 	g := startGateway(t, Config{MaxSessionsPerClient: 1, SSH: sshbridge.Config{Timeout: time.Second}})
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	first, err := openSocket(ctx, g.url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer first.c.close()
+	first := mustOpenSocket(t, ctx, g.url)
 	const n = 19
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -234,11 +242,7 @@ func TestInputMemory(t *testing.T) {
 	g := startGateway(t, Config{PingInterval: time.Second, PingTimeout: 6 * time.Second})
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-	s, err := openSocket(ctx, g.url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.c.close()
+	s := mustOpenSocket(t, ctx, g.url)
 	if err := s.emit("start-session", map[string]any{"credentials_uuid": g.create(t, passwordLogin(sshd))}); err != nil {
 		t.Fatal(err)
 	}
@@ -312,11 +316,7 @@ func TestShutdownOrder(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 
-	live, err := openSocket(ctx, base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer live.c.close()
+	live := mustOpenSocket(t, ctx, base)
 	g := &gateway{srv: srv, url: base, logs: logs}
 	if err := live.emit("start-session", map[string]any{"credentials_uuid": g.create(t, passwordLogin(sshd))}); err != nil {
 		t.Fatal(err)

@@ -304,10 +304,12 @@ func serveUntilShutdown(t *testing.T, srv *Server) (string, <-chan error) {
 }
 
 // TestShutdownOrder: once Shutdown has begun, the create endpoints answer
-// 503 and the store takes nothing more; a live session is told why; new
-// sockets racing the shutdown are answered (the red message or a refused
-// handshake), never left hanging; and when ctx ends first, Shutdown still
-// closes everything and returns ctx's error.
+// 503 and the store takes nothing more; a live session's connection ends
+// (with ctx already over it may be cut before it is told why, which
+// TestShutdownTellsClients checks with time to spare); new sockets racing
+// the shutdown are answered (the red message or a refused handshake),
+// never left hanging; and when ctx ends first, Shutdown still closes
+// everything and returns ctx's error.
 func TestShutdownOrder(t *testing.T) {
 	sshd := sshdtest.Start(t)
 	logs := &syncbuf.Buffer{}
@@ -364,9 +366,13 @@ func TestShutdownOrder(t *testing.T) {
 		t.Fatal("Serve still running after Shutdown")
 	}
 	// With no time left, the live session may be cut before its message
-	// is out; either way its connection ends (closing returns).
+	// is out; either way its connection ends, long before the read
+	// deadline (ctx's).
 	out, err := live.closing()
 	t.Logf("live session at an ended deadline: got %q, %v", out, err)
+	if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
+		t.Errorf("live session: got a read timeout (%v), want its connection ended by Shutdown", err)
+	}
 	t.Logf("sockets racing the shutdown: %d told it shuts down, %d refused or cut off", answered.Load(), refused.Load())
 
 	req := httptest.NewRequest(http.MethodPost, "/create-credentials", strings.NewReader(`{"hostname":"192.0.2.1","username":"u","password":"p"}`))

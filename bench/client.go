@@ -399,7 +399,7 @@ func connectGateway(base, id string, connectTimeout time.Duration) (*gatewayTerm
 			}
 		}
 	})
-	recoverLostOpen(mgr, &mgrOpen)
+	recoverLostOpen(mgr, opened)
 	timer := time.NewTimer(connectTimeout)
 	defer timer.Stop()
 	select {
@@ -440,16 +440,17 @@ var lostOpens atomic.Int64
 // only late was then handled twice, and the connection, opened twice,
 // died without the socket noticing: a session the clients counted as live
 // that the gateway had ended.)
-func recoverLostOpen(mgr *sio.Manager, mgrOpen *atomic.Bool) {
+func recoverLostOpen(mgr *sio.Manager, opened <-chan struct{}) {
 	eng := mgr.Engine()
 	if eng == nil || eng.ReadyState() != engine.SocketStateOpen {
 		return
 	}
-	for range 100 {
-		if mgrOpen.Load() {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
+	wait := time.NewTimer(time.Second)
+	defer wait.Stop()
+	select {
+	case <-opened:
+		return
+	case <-wait.C:
 	}
 	lostOpens.Add(1)
 	eng.Emit("open")

@@ -213,19 +213,7 @@ func TestBrowserResume(t *testing.T) {
 		f.waitLine("DONE-" + tag + "-4")
 		var lines []string
 		f.eval(`() => `+linesJS, nil, &lines)
-		var got []string
-		for _, l := range lines {
-			if strings.HasPrefix(l, "line-"+tag+"-") {
-				got = append(got, strings.TrimPrefix(l, "line-"+tag+"-"))
-			}
-		}
-		var want []string
-		for i := 1; i <= 40; i++ {
-			want = append(want, fmt.Sprint(i))
-		}
-		if fmt.Sprint(got) != fmt.Sprint(want) {
-			t.Errorf("got lines %v, want 1 to 40 once each, in order", got)
-		}
+		checkCounted(t, lines, "line-"+tag+"-", 40)
 		// Output is acknowledged: within a second of the last output,
 		// the page has acknowledged all it has shown.
 		f.waitFor("the last output acknowledged", `() => window.__lastSeq > 0 && window.__acks[window.__acks.length - 1] === window.__lastSeq`, nil)

@@ -129,18 +129,25 @@ func driveResume(t *testing.T, dir string, in []byte, proxy *tcpProxy) (resumeEv
 // once each, in order.
 func checkNumbered(t *testing.T, output, tag string, lines int) {
 	t.Helper()
+	checkCounted(t, strings.Split(output, "\r\n"), tag+"-", lines)
+}
+
+// checkCounted checks that, of lines, those that start with prefix are
+// prefix1 to prefix<n>, once each, in order.
+func checkCounted(t *testing.T, lines []string, prefix string, n int) {
+	t.Helper()
 	var got []string
-	for _, l := range strings.Split(output, "\r\n") {
-		if strings.HasPrefix(l, tag+"-") {
-			got = append(got, strings.TrimPrefix(l, tag+"-"))
+	for _, l := range lines {
+		if rest, ok := strings.CutPrefix(l, prefix); ok {
+			got = append(got, rest)
 		}
 	}
 	var want []string
-	for i := 1; i <= lines; i++ {
+	for i := 1; i <= n; i++ {
 		want = append(want, fmt.Sprint(i))
 	}
 	if strings.Join(got, ",") != strings.Join(want, ",") {
-		t.Errorf("got lines %v, want 1 to %d once each, in order", got, lines)
+		t.Errorf("got lines %v, want 1 to %d once each, in order", got, n)
 	}
 }
 

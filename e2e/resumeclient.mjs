@@ -19,9 +19,10 @@
 // "at": epoch ms, "transport": t} for each resume, and at the end
 // {"event": "end", "output", "duplicates", "resumes", "node", "error"}
 // (node: the "node" of the first connection-ready).
-// Output is acknowledged with ssh-ack as the stock page does (64 KiB or
-// 200 ms); a lost connection is resumed every 250 ms with the last seq
-// shown, on a new socket.
+// Output is acknowledged with ssh-ack as the stock page does, every
+// 64 KiB, but also after 200 ms where the page waits 1 s; a lost
+// connection is resumed every 250 ms with the last seq shown, on a new
+// socket.
 
 import { io } from "sio-latest";
 

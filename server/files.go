@@ -24,7 +24,12 @@ func (s *Server) newFileTransfers() *fileTransfers {
 		return nil
 	}
 	ft := &fileTransfers{}
-	ft.handler = files.New(files.Config{Sessions: filesSessions{s.terms}, MaxUpload: s.cfg.FilesMaxUpload, Logger: s.log, Audit: s.cfg.FilesAudit})
+	ft.handler = files.New(files.Config{
+		Sessions:  filesSessions{s.terms},
+		MaxUpload: s.cfg.FilesMaxUpload,
+		Logger:    s.log,
+		Audit:     s.cfg.FilesAudit,
+	})
 	return ft
 }
 

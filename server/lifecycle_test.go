@@ -41,6 +41,18 @@ func (s *sshSocket) send(packets ...string) error {
 	return s.c.send(packets...)
 }
 
+// mustOpenSocket is openSocket on the test's goroutine: a failure ends
+// the test, and the socket is closed at its end.
+func mustOpenSocket(t *testing.T, ctx context.Context, base string) *sshSocket {
+	t.Helper()
+	s, err := openSocket(ctx, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.c.close)
+	return s
+}
+
 // openSocket connects to /ssh and waits for the CONNECT reply.
 func openSocket(ctx context.Context, base string) (*sshSocket, error) {
 	c, err := dialWS(ctx, base)
@@ -135,11 +147,7 @@ func TestSocketLimits(t *testing.T) {
 	g := startGateway(t, Config{MaxSessionsPerClient: 1, SSH: sshbridge.Config{Timeout: time.Second}})
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	first, err := openSocket(ctx, g.url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer first.c.close()
+	first := mustOpenSocket(t, ctx, g.url)
 	const n = 19
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -234,11 +242,7 @@ func TestInputMemory(t *testing.T) {
 	g := startGateway(t, Config{PingInterval: time.Second, PingTimeout: 6 * time.Second})
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-	s, err := openSocket(ctx, g.url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.c.close()
+	s := mustOpenSocket(t, ctx, g.url)
 	if err := s.emit("start-session", map[string]any{"credentials_uuid": g.create(t, passwordLogin(sshd))}); err != nil {
 		t.Fatal(err)
 	}
@@ -300,10 +304,12 @@ func serveUntilShutdown(t *testing.T, srv *Server) (string, <-chan error) {
 }
 
 // TestShutdownOrder: once Shutdown has begun, the create endpoints answer
-// 503 and the store takes nothing more; a live session is told why; new
-// sockets racing the shutdown are answered (the red message or a refused
-// handshake), never left hanging; and when ctx ends first, Shutdown still
-// closes everything and returns ctx's error.
+// 503 and the store takes nothing more; a live session's connection ends
+// (with ctx already over it may be cut before it is told why, which
+// TestShutdownTellsClients checks with time to spare); new sockets racing
+// the shutdown are answered (the red message or a refused handshake),
+// never left hanging; and when ctx ends first, Shutdown still closes
+// everything and returns ctx's error.
 func TestShutdownOrder(t *testing.T) {
 	sshd := sshdtest.Start(t)
 	logs := &syncbuf.Buffer{}
@@ -312,11 +318,7 @@ func TestShutdownOrder(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 
-	live, err := openSocket(ctx, base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer live.c.close()
+	live := mustOpenSocket(t, ctx, base)
 	g := &gateway{srv: srv, url: base, logs: logs}
 	if err := live.emit("start-session", map[string]any{"credentials_uuid": g.create(t, passwordLogin(sshd))}); err != nil {
 		t.Fatal(err)
@@ -364,9 +366,13 @@ func TestShutdownOrder(t *testing.T) {
 		t.Fatal("Serve still running after Shutdown")
 	}
 	// With no time left, the live session may be cut before its message
-	// is out; either way its connection ends (closing returns).
+	// is out; either way its connection ends, long before the read
+	// deadline (ctx's).
 	out, err := live.closing()
 	t.Logf("live session at an ended deadline: got %q, %v", out, err)
+	if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
+		t.Errorf("live session: got a read timeout (%v), want its connection ended by Shutdown", err)
+	}
 	t.Logf("sockets racing the shutdown: %d told it shuts down, %d refused or cut off", answered.Load(), refused.Load())
 
 	req := httptest.NewRequest(http.MethodPost, "/create-credentials", strings.NewReader(`{"hostname":"192.0.2.1","username":"u","password":"p"}`))

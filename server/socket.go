@@ -78,14 +78,16 @@ func (s *Server) attach(sock *socket.Socket) {
 	s.gate.pauseInput(sock.Conn().Id(), t, s.cfg.PingTimeout/2)
 	on(sock, log, "resize", decodeResize, t.Resize)
 	sock.On("timeout", func(...any) { t.Stop(terminal.ErrInactive) })
-	// The terminal's own goroutine disconnects the socket when it ends
-	// (socketClient.Close), and the library may call these handlers
-	// within that call: stopping must not wait for that goroutine.
-	sock.On("disconnect", func(...any) { go t.Stop(terminal.ErrClientGone) })
+	// The terminal's own goroutine disconnects the socket when it ends or
+	// is taken over (socketClient.Close), and the library may call these
+	// handlers within that call: Stop, which waits for that goroutine to
+	// take the event, must not run on it.
+	gone := func(...any) { go t.Stop(terminal.ErrClientGone) }
+	sock.On("disconnect", gone)
 	// The engine connection can close without a disconnect event reaching
 	// the socket; end the terminal then too.
 	conn := sock.Conn()
-	conn.Once("close", func(...any) { go t.Stop(terminal.ErrClientGone) })
+	conn.Once("close", gone)
 	// An upgrade swaps transports; never let a send callback lost in the
 	// swap stall the output.
 	conn.On("upgrade", func(...any) { c.unstall() })

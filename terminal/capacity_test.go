@@ -4,7 +4,6 @@ import (
 	"context"
 	"net"
 	"os"
-	"strings"
 	"syscall"
 	"testing"
 
@@ -28,13 +27,7 @@ func TestAtCapacity(t *testing.T) {
 		c.Logger = log
 	})
 	for range 3 {
-		c := newClient(t)
-		term := f.m.Open(c, "192.0.2.1", nil)
-		term.Start(f.credentialsID(f.target()))
-		if m := c.closing(); !strings.Contains(m.Output, "Connection failed: the gateway is at capacity, try again later.") {
-			t.Errorf("closing message: got %q, want the gateway at capacity", m.Output)
-		}
-		waitDone(t, term)
+		f.startEnds(t, "192.0.2.1", f.credentialsID(f.target()), "Connection failed: the gateway is at capacity, try again later.")
 	}
 	if lines := logs(); len(grep(lines, "at capacity")) != 1 || len(grep(lines, "terminal ended")) != 0 {
 		t.Errorf("log: got %q, want one line saying the gateway is at capacity", lines)

@@ -2,9 +2,7 @@ package terminal_test
 
 import (
 	"log/slog"
-	"net"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -95,11 +93,7 @@ func grep(lines []string, s string) []string {
 // resume window) instead of waiting for that client forever.
 func TestStopWhileEnding(t *testing.T) {
 	f := newFixture(t, nil)
-	p := startFreezer(t, f.srv.Addr().String())
-	tgt := f.target()
-	host, port, _ := net.SplitHostPort(p.ln.Addr().String())
-	tgt.Host = host
-	tgt.Port, _ = strconv.Atoi(port)
+	p, tgt := startFreezer(t, f)
 	c := newClient(t)
 	c.hold = true // the test calls written, until it stops doing so
 	term := f.m.Open(c, "192.0.2.1", nil)

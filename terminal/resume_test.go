@@ -5,13 +5,13 @@ import (
 	"io"
 	"net"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/alfresco-ssh/alfresco-ssh/internal/lightssh"
+	"github.com/alfresco-ssh/alfresco-ssh/sshbridge"
 	"github.com/alfresco-ssh/alfresco-ssh/terminal"
 )
 
@@ -242,7 +242,10 @@ type freezer struct {
 	conns  []net.Conn
 }
 
-func startFreezer(t *testing.T, target string) *freezer {
+// startFreezer starts a freezer in front of f's SSH server and returns it
+// with the target that reaches the server through it.
+func startFreezer(t *testing.T, f *fixture) (*freezer, sshbridge.Target) {
+	target := f.srv.Addr().String()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -278,7 +281,10 @@ func startFreezer(t *testing.T, target string) *freezer {
 		p.mu.Unlock()
 		p.wg.Wait()
 	})
-	return p
+	a := ln.Addr().(*net.TCPAddr)
+	tgt := f.target()
+	tgt.Host, tgt.Port = a.IP.String(), a.Port
+	return p, tgt
 }
 
 func (p *freezer) copy(dst, src net.Conn) {
@@ -338,11 +344,7 @@ func TestKeepalive(t *testing.T) {
 		name := map[bool]string{false: "frozen", true: "frozen while detached"}[detached]
 		t.Run(name, func(t *testing.T) {
 			f := newFixture(t, keepalive)
-			p := startFreezer(t, f.srv.Addr().String())
-			tgt := f.target()
-			host, port, _ := net.SplitHostPort(p.ln.Addr().String())
-			tgt.Host = host
-			tgt.Port, _ = strconv.Atoi(port)
+			p, tgt := startFreezer(t, f)
 			c := newClient(t)
 			term := f.m.Open(c, "192.0.2.1", nil)
 			term.StartResumable(f.credentialsID(tgt))

@@ -36,13 +36,7 @@ func TestStartTimeout(t *testing.T) {
 // terminal with the closing message of unknown credentials, never silence.
 func TestMalformedStart(t *testing.T) {
 	f := newFixture(t, nil)
-	c := newClient(t)
-	term := f.m.Open(c, "192.0.2.1", nil)
-	term.Start("")
-	if m := c.closing(); !strings.Contains(m.Output, "credentials are unknown") {
-		t.Errorf("closing message: got %q", m.Output)
-	}
-	waitDone(t, term)
+	f.startEnds(t, "192.0.2.1", "", "credentials are unknown")
 	if calls, infos := f.obs.get(); len(calls) != 1 || infos[0].Reason != terminal.ReasonInvalidCredentials {
 		t.Errorf("observer: got %v %+v, want failed, invalid_credentials", calls, infos)
 	}
@@ -140,12 +134,7 @@ func TestStartTimeoutSparesDials(t *testing.T) {
 		c.StartTimeout = 50 * time.Millisecond
 		c.SSH.Timeout = 500 * time.Millisecond
 	})
-	c := newClient(t)
-	term := f.m.Open(c, "192.0.2.1", nil)
 	a := ln.Addr().(*net.TCPAddr)
-	term.Start(f.credentialsID(sshbridge.Target{Host: a.IP.String(), Port: a.Port, User: "u", Password: password}))
-	if m := c.closing(); !strings.Contains(m.Output, "Connection failed: timed out.") {
-		t.Errorf("closing message: got %q, want the dial's timeout", m.Output)
-	}
-	waitDone(t, term)
+	f.startEnds(t, "192.0.2.1", f.credentialsID(sshbridge.Target{Host: a.IP.String(), Port: a.Port, User: "u", Password: password}),
+		"Connection failed: timed out.")
 }

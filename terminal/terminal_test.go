@@ -261,6 +261,20 @@ func (f *fixture) target() sshbridge.Target {
 	return sshbridge.Target{Host: a.IP.String(), Port: a.Port, User: "u", Password: password}
 }
 
+// startEnds opens a terminal for a client from ip, starts it with the
+// credentials id, and checks that it ends with a closing message that
+// contains want.
+func (f *fixture) startEnds(t *testing.T, ip, id, want string) {
+	t.Helper()
+	c := newClient(t)
+	term := f.m.Open(c, ip, nil)
+	term.Start(id)
+	if m := c.closing(); !strings.Contains(m.Output, want) {
+		t.Errorf("closing message: got %q, want %q", m.Output, want)
+	}
+	waitDone(t, term)
+}
+
 // credentialsID stores the target and returns its id.
 func (f *fixture) credentialsID(t sshbridge.Target) string {
 	id := "id-" + strings.ReplaceAll(time.Now().Format(time.RFC3339Nano), ":", "")
@@ -404,27 +418,16 @@ func TestIdleTimeout(t *testing.T) {
 func TestStartFailures(t *testing.T) {
 	t.Run("unknown credentials", func(t *testing.T) {
 		f := newFixture(t, nil)
-		c := newClient(t)
-		term := f.m.Open(c, "192.0.2.1", nil)
-		term.Start("no-such-id")
-		if m := c.closing(); !strings.Contains(m.Output, "credentials are unknown, expired or already used") {
-			t.Errorf("closing message: got %q", m.Output)
-		}
-		waitDone(t, term)
+		f.startEnds(t, "192.0.2.1", "no-such-id", "credentials are unknown, expired or already used")
 		if calls, infos := f.obs.get(); len(calls) != 1 || calls[0] != "failed" || infos[0].Reason != terminal.ReasonInvalidCredentials {
 			t.Errorf("observer: got %v %+v, want failed, invalid_credentials", calls, infos)
 		}
 	})
 	t.Run("wrong password", func(t *testing.T) {
 		f := newFixture(t, nil)
-		c := newClient(t)
-		term := f.m.Open(c, "192.0.2.1", nil)
 		target := f.target()
 		target.Password = "wrong"
-		term.Start(f.credentialsID(target))
-		if m := c.closing(); !strings.Contains(m.Output, "authentication failed") {
-			t.Errorf("closing message: got %q", m.Output)
-		}
+		f.startEnds(t, "192.0.2.1", f.credentialsID(target), "authentication failed")
 		calls, infos := f.obs.get()
 		if len(calls) != 1 || calls[0] != "failed" || infos[0].Reason != terminal.ReasonAuthFailed ||
 			infos[0].Target != target.Addr() || infos[0].User != "u" {
@@ -572,13 +575,7 @@ func TestManager(t *testing.T) {
 	c.waitOutput("\r\n\x1b[93mThe gateway restarts in 30 s.\x1b[0m\r\n")
 
 	f.m.Drain()
-	late := newClient(t)
-	refused := f.m.Open(late, "192.0.2.2", nil)
-	refused.Start(f.credentialsID(f.target()))
-	if m := late.closing(); !strings.Contains(m.Output, "shutting down") {
-		t.Errorf("start after Drain: got %q, want the shutdown message", m.Output)
-	}
-	waitDone(t, refused)
+	f.startEnds(t, "192.0.2.2", f.credentialsID(f.target()), "shutting down") // after Drain
 	if calls, infos := f.obs.get(); len(calls) != 2 || calls[1] != "failed" || infos[1].Reason != terminal.ReasonShutdown {
 		t.Errorf("observer after a start refused by Drain: got %v %+v, want started, then failed with reason shutdown", calls, infos)
 	}
@@ -646,14 +643,7 @@ func TestAdmit(t *testing.T) {
 	}
 
 	refuse = true // read by the next dial, which starts after this write
-	refused := newClient(t)
-	term = f.m.Open(refused, "192.0.2.1", nil)
-	term.Start(f.credentialsID(f.target()))
-	want := "Connection refused: too many failed logins from your address; try again in 2 s."
-	if m := refused.closing(); !strings.Contains(m.Output, want) {
-		t.Errorf("refused: got %q, want %q", m.Output, want)
-	}
-	waitDone(t, term)
+	f.startEnds(t, "192.0.2.1", f.credentialsID(f.target()), "Connection refused: too many failed logins from your address; try again in 2 s.")
 	if calls, infos := f.obs.get(); len(calls) != 3 || calls[2] != "failed" || infos[2].Reason != terminal.ReasonDenied {
 		t.Errorf("observer: got %v %+v, want failed with reason denied last", calls, infos)
 	}

@@ -67,6 +67,10 @@ type resumeState struct {
 	detached uint64             // counts detachments: an old expiry is ignored
 	expiry   *time.Timer
 	creds    [sha256.Size]byte // the credentials id's hash (Manager.Resumable)
+	// resumer is the terminal whose client took the token and waits for
+	// evAttach: set by takeResumeToken, cleared by attach, or by finish,
+	// which refuses it (the event may come too late, or never be handled).
+	resumer atomic.Pointer[Terminal]
 }
 
 // StartResumable is Start for a client that opted in to resume; without
@@ -202,7 +206,7 @@ func (t *Terminal) resumeInto(token string, last uint64) {
 		t.log.Debug("ignored resume-session after start-session")
 		return
 	}
-	h := t.m.takeResumeToken(token)
+	h := t.m.takeResumeToken(token, t)
 	if h == nil {
 		t.log.Info("resume refused: the token is unknown, used or expired")
 		t.finish(ErrResumeRefused)
@@ -221,14 +225,13 @@ func (t *Terminal) resumeInto(token string, last uint64) {
 		t.slot = nil
 	}
 	close(t.done)
-	if !h.post(event{kind: evAttach, from: t, seq: last}) {
-		t.closeClient(ErrResumeRefused) // ended meanwhile
-	}
+	h.post(event{kind: evAttach, from: t, seq: last}) // if h ends first, its finish refuses t
 }
 
 // attach handles evAttach: the client of from (which resumed with this
 // terminal's token) gets the session.
 func (t *Terminal) attach(from *Terminal, last uint64) {
+	t.rs.resumer.Store(nil)
 	if t.State() != Running {
 		from.closeClient(ErrResumeRefused)
 		return
@@ -259,10 +262,18 @@ func (t *Terminal) attach(from *Terminal, last uint64) {
 	}
 }
 
-// endResume forgets an ending terminal's resume state.
+// endResume forgets an ending terminal's resume state, once the Manager
+// has forgotten its token: a client that took the token before gets the
+// closing message of a refused resume.
 func (t *Terminal) endResume() {
-	if t.rs != nil && t.rs.expiry != nil {
+	if t.rs == nil {
+		return
+	}
+	if t.rs.expiry != nil {
 		t.rs.expiry.Stop()
+	}
+	if r := t.rs.resumer.Swap(nil); r != nil {
+		r.closeClient(ErrResumeRefused)
 	}
 }
 
@@ -281,9 +292,9 @@ func (m *Manager) newResumeToken(t *Terminal) string {
 	return token
 }
 
-// takeResumeToken returns the terminal of a resume token and forgets the
-// token (single use); nil for an unknown one.
-func (m *Manager) takeResumeToken(token string) *Terminal {
+// takeResumeToken returns the terminal of a resume token, for the client
+// of from, and forgets the token (single use); nil for an unknown one.
+func (m *Manager) takeResumeToken(token string, from *Terminal) *Terminal {
 	key := sha256.Sum256([]byte(token))
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -293,6 +304,7 @@ func (m *Manager) takeResumeToken(token string) *Terminal {
 	}
 	delete(m.byResume, key)
 	t.rs.tokenKey = nil
+	t.rs.resumer.Store(from)
 	return t
 }
 

@@ -566,7 +566,6 @@ func (t *Terminal) finish(reason error) {
 		t.startTimer.Stop()
 	}
 	t.stopKeepalive()
-	t.endResume()
 	if t.release != nil {
 		t.release()
 	}
@@ -574,6 +573,7 @@ func (t *Terminal) finish(reason error) {
 		t.slot()
 	}
 	t.m.forget(t)
+	t.endResume()
 	r := classify(reason)
 	if was < Running && r == ReasonLost {
 		r = ReasonError // no connection to lose yet

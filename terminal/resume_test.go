@@ -159,15 +159,23 @@ func TestResumeRepaint(t *testing.T) {
 }
 
 // TestResumeExpired: a terminal detached for longer than the window ends
-// (the observers told the client left; e2e checks that no sshd child is left), and
-// its token no longer works.
+// (the log says so, the observers that the client left; e2e checks that
+// no sshd child is left), and its token no longer works.
 func TestResumeExpired(t *testing.T) {
-	f := newFixture(t, resumable(200*time.Millisecond, 0))
+	log, logs := newLog()
+	f := newFixture(t, func(c *terminal.Config) {
+		resumable(200*time.Millisecond, 0)(c)
+		c.Logger = log
+	})
 	term, c1, token := f.startResumable(t)
 	term.Stop(terminal.ErrClientGone)
 	waitDone(t, term)
 	if c1.isClosed() {
 		t.Error("the client that left was closed again")
+	}
+	if lines := logs(); len(grep(lines, "terminal detached")) != 1 ||
+		len(grep(lines, terminal.ErrResumeExpired.Error())) != 1 {
+		t.Errorf("log: got %q, want the terminal detached, then ended as the resume window passed", lines)
 	}
 	calls, infos := f.obs.get()
 	if len(calls) != 2 || calls[1] != "ended" || infos[1].Reason != terminal.ReasonClientGone {
@@ -357,15 +365,15 @@ func TestKeepalive(t *testing.T) {
 			p.freeze()
 			waitDone(t, term)
 			t.Logf("ended %v after the freeze (bound %v)", time.Since(start).Round(time.Millisecond), interval*(count+1))
+			_, infos := f.obs.get()
+			if r := infos[len(infos)-1].Reason; r != terminal.ReasonLost {
+				t.Errorf("reason: got %q, want %q", r, terminal.ReasonLost)
+			}
 			if detached {
 				return
 			}
 			if m := c.closing(); m.Output != "\r\n\x1b[91mConnection closed: the remote host stopped responding.\x1b[0m\r\n" {
 				t.Errorf("closing message: got %q", m.Output)
-			}
-			_, infos := f.obs.get()
-			if r := infos[len(infos)-1].Reason; r != terminal.ReasonLost {
-				t.Errorf("reason: got %q, want %q", r, terminal.ReasonLost)
 			}
 		})
 	}

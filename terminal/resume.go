@@ -239,7 +239,7 @@ func (t *Terminal) attach(from *Terminal, last uint64) {
 	if old := t.link.attached.Load(); old != nil {
 		// The session was live (a reload faster than the old page's
 		// goodbye, or a copied tab): the old client is told and let go.
-		old.client.Output(t.m.packet("\r\n\x1b[91m"+Text(ErrTakenOver)+"\x1b[0m\r\n", `,"timeout":false`), nil)
+		old.client.Output(t.m.closingPacket(ErrTakenOver), nil)
 		old.client.Close()
 	}
 	if t.rs.expiry != nil {

@@ -614,16 +614,22 @@ func (t *Terminal) logEnd(reason error, r Reason) {
 
 // closeClient sends the red closing message and disconnects the client.
 func (t *Terminal) closeClient(reason error) {
-	timeout := `,"timeout":false`
-	if errors.Is(reason, ErrInactive) {
-		timeout = `,"timeout":true`
-	}
 	c := t.current()
 	if c == nil {
 		return // detached
 	}
-	t.output(t.m.packet("\r\n\x1b[91m"+Text(reason)+"\x1b[0m\r\n", timeout))
+	t.output(t.m.closingPacket(reason))
 	c.Close()
+}
+
+// closingPacket is the red closing message for reason, with the timeout
+// field that tells an idle timeout.
+func (m *Manager) closingPacket(reason error) []byte {
+	timeout := `,"timeout":false`
+	if errors.Is(reason, ErrInactive) {
+		timeout = `,"timeout":true`
+	}
+	return m.packet("\r\n\x1b[91m"+Text(reason)+"\x1b[0m\r\n", timeout)
 }
 
 // observe tells every observer, with the terminal's Info.

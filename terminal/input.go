@@ -51,21 +51,30 @@ func (t *Terminal) Input(input string) {
 	t.Touch()
 	t.bytesIn.Add(uint64(len(input)))
 	t.m.input.Add(uint64(len(input)))
-	q := &t.input
-	q.mu.Lock()
-	if q.size > 0 && q.size+len(input) > InputLimit {
-		q.mu.Unlock()
+	start, ok := t.input.push(input)
+	if !ok {
 		t.Stop(ErrNotReading)
 		return
 	}
-	q.pending = append(q.pending, input)
-	q.size += len(input)
-	start := !q.writing
-	q.writing = true
-	q.mu.Unlock()
 	if start {
 		go t.writeInput(sess)
 	}
+}
+
+// push queues input for the writer. start says that the writer must be
+// started; ok is false when the input would take the queue past
+// InputLimit, and it is dropped.
+func (q *inputQueue) push(input string) (start, ok bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.size > 0 && q.size+len(input) > InputLimit {
+		return false, false
+	}
+	q.pending = append(q.pending, input)
+	q.size += len(input)
+	start = !q.writing
+	q.writing = true
+	return start, true
 }
 
 // WaitInput returns at once while less than InputBuffer bytes of input

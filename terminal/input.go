@@ -9,7 +9,9 @@ import (
 )
 
 // Input waits for the remote in a buffer per terminal. When InputBuffer
-// bytes wait, the client should stop sending: WaitInput blocks until there
+// bytes wait (each message counting inputOverhead more, so that many
+// small messages are bounded by the memory they hold), the client should
+// stop sending: WaitInput blocks until there
 // is room, so package server pauses reading the client's connection in
 // it, which holds the client back by TCP flow control. Whatever a client
 // sends regardless, a message that would take the buffer past
@@ -25,12 +27,16 @@ const (
 // remote frees the buffer piece by piece.
 const inputPiece = 32 << 10
 
+// inputOverhead is what a waiting message holds besides its bytes: its
+// string header in the queue and the rounding of its allocation.
+const inputOverhead = 32
+
 // inputQueue is the input waiting for the shell, written by one helper
 // goroutine, started when input arrives and ending when none waits.
 type inputQueue struct {
 	mu      sync.Mutex
 	pending []string
-	size    int           // bytes in pending
+	size    int           // bytes in pending, plus inputOverhead each
 	writing bool          // the writer runs
 	room    chan struct{} // closed when size drops below InputBuffer
 }
@@ -67,11 +73,12 @@ func (t *Terminal) Input(input string) {
 func (q *inputQueue) push(input string) (start, ok bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.size > 0 && q.size+len(input) > InputLimit {
+	cost := len(input) + inputOverhead
+	if q.size > 0 && q.size+cost > InputLimit {
 		return false, false
 	}
 	q.pending = append(q.pending, input)
-	q.size += len(input)
+	q.size += cost
 	start = !q.writing
 	q.writing = true
 	return start, true
@@ -131,13 +138,14 @@ func (t *Terminal) writeInput(sess *sshbridge.Session) {
 			t.log.Debug("write to shell failed", "err", err)
 			return
 		}
+		q.size -= len(piece)
 		if rest := s[len(piece):]; rest != "" {
 			q.pending[0] = rest
 		} else {
 			q.pending[0] = ""
 			q.pending = q.pending[1:]
+			q.size -= inputOverhead
 		}
-		q.size -= len(piece)
 		if q.size < InputBuffer {
 			q.freeRoom()
 		}

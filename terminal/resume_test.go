@@ -339,9 +339,12 @@ func TestKeepalive(t *testing.T) {
 		c.ResumeWindow = time.Minute
 	}
 	t.Run("healthy", func(t *testing.T) {
-		f := newFixture(t, keepalive)
+		// Each probe may take up to 4 intervals to be answered (a loaded
+		// machine), yet unanswered probes would end it within 5.
+		const count = 4
+		f := newFixture(t, func(c *terminal.Config) { keepalive(c); c.SSH.KeepaliveCount = count })
 		term, c := f.start(t)
-		idle := time.After(10 * interval) // a stretch of probes: nothing may happen
+		idle := time.After(2 * (count + 1) * interval) // a stretch of probes: nothing may happen
 		select {
 		case <-term.Done():
 			t.Fatalf("a healthy idle terminal ended: %q", c.output())

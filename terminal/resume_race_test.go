@@ -28,7 +28,11 @@ func TestResumeRacingEnd(t *testing.T) {
 	})
 	term, c1, token := f.startResumable(t)
 	term.Stop(terminal.ErrKilled)
-	<-inRelease
+	select {
+	case <-inRelease:
+	case <-time.After(waitTimeout):
+		t.Fatal("the killed session did not release its slot")
+	}
 
 	c2 := newClient(t)
 	t2 := f.m.Open(c2, "198.51.100.7", nil)

@@ -51,8 +51,7 @@ func (t *Terminal) Input(input string) {
 	}
 	sess := t.sess.Load()
 	if sess == nil {
-		t.log.Debug("dropped ssh-input before the shell is ready")
-		return
+		return // not logged: t.log is the owner's until the shell is up
 	}
 	t.Touch()
 	t.bytesIn.Add(uint64(len(input)))

@@ -138,3 +138,21 @@ func TestStartTimeoutSparesDials(t *testing.T) {
 	f.startEnds(t, "192.0.2.1", f.credentialsID(sshbridge.Target{Host: a.IP.String(), Port: a.Port, User: "u", Password: password}),
 		"Connection failed: timed out.")
 }
+
+// TestInputDuringDial: input given while the session is dialled is
+// dropped: it never reaches the shell once it is up (and dropping it does
+// not race with the end of the dial).
+func TestInputDuringDial(t *testing.T) {
+	f := newFixture(t, nil)
+	c := newClient(t)
+	term := f.m.Open(c, "192.0.2.1", nil)
+	term.Start(f.credentialsID(f.target()))
+	term.Input("early\r") // the dial waits until the pty-req is taken below
+	f.nextPTY(t)
+	c.waitReady()
+	term.Input("size\r")
+	c.waitOutput("24 80\r\n")
+	if out := c.output(); strings.Contains(out, "early") {
+		t.Errorf("output %q: input given during the dial reached the shell", out)
+	}
+}

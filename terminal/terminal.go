@@ -74,6 +74,8 @@ type Terminal struct {
 	id     string
 	client Client
 	addr   string // the client's address
+	// log is set by the owner once dialled (then read by the helpers it
+	// starts, and by Input once it has seen sess).
 	log    *slog.Logger
 	events chan event
 	done   chan struct{} // closed when Ended

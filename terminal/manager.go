@@ -208,15 +208,22 @@ func (m *Manager) forget(t *Terminal) {
 
 // newFilesToken registers t under a new files token and returns it.
 func (m *Manager) newFilesToken(t *Terminal) string {
+	return m.newToken(m.byFiles, &t.filesKey, t) // on a resume, the old token goes
+}
+
+// newToken registers t in tokens under a new token, in place of the one
+// whose hash *key holds (guarded by m.mu), and returns it. Tokens are
+// kept and looked up by their SHA-256.
+func (m *Manager) newToken(tokens map[[sha256.Size]byte]*Terminal, key **[sha256.Size]byte, t *Terminal) string {
 	token := randomString(32)
-	key := sha256.Sum256([]byte(token))
+	hash := sha256.Sum256([]byte(token))
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if t.filesKey != nil { // a resume: the old token goes
-		delete(m.byFiles, *t.filesKey)
+	if *key != nil {
+		delete(tokens, **key)
 	}
-	m.byFiles[key] = t
-	t.filesKey = &key
+	tokens[hash] = t
+	*key = &hash
 	return token
 }
 

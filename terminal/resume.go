@@ -278,18 +278,8 @@ func (t *Terminal) endResume() {
 }
 
 // newResumeToken gives t a new resume token, in place of its last one.
-// Tokens are kept and looked up by their SHA-256, as files tokens are.
 func (m *Manager) newResumeToken(t *Terminal) string {
-	token := randomString(32)
-	key := sha256.Sum256([]byte(token))
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if t.rs.tokenKey != nil {
-		delete(m.byResume, *t.rs.tokenKey)
-	}
-	m.byResume[key] = t
-	t.rs.tokenKey = &key
-	return token
+	return m.newToken(m.byResume, &t.rs.tokenKey, t)
 }
 
 // takeResumeToken returns the terminal of a resume token, for the client

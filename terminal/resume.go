@@ -326,7 +326,8 @@ func (m *Manager) Resumable(credentialsID string) bool {
 // unacknowledged messages hold limit bytes or more, send waits: the
 // pump stops reading the SSH channel and the remote is paused by SSH flow
 // control, so nothing is lost and memory stays bounded, whether the
-// client is slow or gone. It is used by the pump, the owner and the
+// client is slow or gone (but not while the gateway is not reading the
+// client: see unread). It is used by the pump, the owner and the
 // client's acknowledgements; a mutex guards it, held only for
 // bookkeeping and Client calls, which never block.
 type replay struct {
@@ -341,6 +342,12 @@ type replay struct {
 	// wake tells the waiting send (the pump, the only waiter) to look
 	// again.
 	wake chan struct{}
+	// unread counts the client's connections that are not read while the
+	// terminal's input waits (WaitInput): acknowledgements do not arrive
+	// then, so output to an attached client is not held back for them,
+	// and what goes past limit unacknowledged is forgotten as if
+	// acknowledged (a resume after that is partial).
+	unread atomic.Int32
 
 	mu      sync.Mutex
 	client  Client // nil while detached
@@ -367,7 +374,7 @@ func newReplay(c Client, limit, tailLen int) *replay {
 // client, once the previous one is written and there is room.
 func (r *replay) send(ctx context.Context, packet []byte) error {
 	r.mu.Lock()
-	for r.unacked >= r.limit || (r.client != nil && r.busy.Load()) {
+	for (r.unacked >= r.limit && !r.ackless()) || (r.client != nil && r.busy.Load()) {
 		r.mu.Unlock()
 		select {
 		case <-r.wake:
@@ -394,9 +401,36 @@ func (r *replay) add1(packet []byte, gated bool) {
 	r.msgs = append(r.msgs, message{r.seq, p})
 	r.unacked += len(p)
 	r.kept += len(p)
+	if r.ackless() {
+		r.forgetPastLimit()
+	}
 	if r.client != nil {
 		r.output(p, gated)
 	}
+}
+
+// forgetPastLimit acknowledges the oldest messages until at most limit
+// bytes are unacknowledged. r.mu is held.
+func (r *replay) forgetPastLimit() {
+	seq, over := r.acked, r.unacked-r.limit
+	first := r.seq + 1 - uint64(len(r.msgs))
+	for over > 0 {
+		seq++
+		over -= len(r.msgs[seq-first].packet)
+	}
+	r.ack1(seq)
+}
+
+// ackless reports whether output goes to a client that is not read (see
+// unread). r.mu is held.
+func (r *replay) ackless() bool { return r.client != nil && r.unread.Load() > 0 }
+
+// unreadClient says that the client is not read until the returned
+// function is called (see unread).
+func (r *replay) unreadClient() (read func()) {
+	r.unread.Add(1)
+	r.signal()
+	return func() { r.unread.Add(-1) }
 }
 
 // output hands p to the client; gated, the next output waits until it

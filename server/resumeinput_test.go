@@ -1,0 +1,120 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/alfresco-ssh/alfresco-ssh/internal/sshdtest"
+)
+
+// pageOutput is an ssh-output of a resumable session.
+type pageOutput struct {
+	Output  string `json:"output"`
+	Seq     uint64 `json:"seq"`
+	Timeout *bool  `json:"timeout"` // set on the closing message
+}
+
+// readAcking reads the socket as the stock page does: it answers pings
+// and acknowledges every numbered ssh-output as it arrives. It sends the
+// output on got, and the closing message (or a read error) on end.
+func (s *sshSocket) readAcking(got chan<- string, end chan<- string) {
+	for {
+		packets, err := s.c.recv()
+		if err != nil {
+			end <- "read: " + err.Error()
+			return
+		}
+		for _, p := range packets {
+			switch {
+			case p == "2":
+				go s.send("3") //nolint:errcheck // a closed connection is seen by recv
+			case p == "41/ssh," || p == "41/ssh":
+				end <- "disconnected"
+				return
+			case strings.HasPrefix(p, `42/ssh,["ssh-output",`):
+				var ev []json.RawMessage
+				var o pageOutput
+				if json.Unmarshal([]byte(p[len("42/ssh,"):]), &ev) != nil || len(ev) != 2 || json.Unmarshal(ev[1], &o) != nil {
+					end <- "bad ssh-output: " + p
+					return
+				}
+				if o.Timeout != nil {
+					end <- o.Output
+					return
+				}
+				got <- o.Output
+				if o.Seq > 0 {
+					// As the page's acks, these queue behind the input
+					// already sent.
+					go s.emit("ssh-ack", map[string]any{"seq": o.Seq}) //nolint:errcheck // seen by recv
+				}
+			}
+		}
+	}
+}
+
+// TestResumablePaste: a large paste into a remote that echoes it (cat),
+// on a session whose page opted in to resume. The gateway pauses reading
+// the client while the remote is behind on input, and the remote is
+// behind because its output waits for the page's acknowledgements, which
+// come on the same connection after the input: the pause must not hold
+// those back, or the session stalls and ends as "not reading input".
+func TestResumablePaste(t *testing.T) {
+	sshd := sshdtest.Start(t)
+	g := startGateway(t, Config{PingInterval: time.Second, PingTimeout: 6 * time.Second, ResumeWindow: time.Minute})
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
+	s := mustOpenSocket(t, ctx, g.url)
+	if err := s.emit("start-session", map[string]any{"credentials_uuid": g.create(t, passwordLogin(sshd)), "resume": true}); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 1024)
+	end := make(chan string, 1)
+	go s.readAcking(got, end)
+	// wait reads output until done says it is there.
+	wait := func(what string, done func(string) bool) {
+		t.Helper()
+		for {
+			select {
+			case o := <-got:
+				if done(o) {
+					return
+				}
+			case e := <-end:
+				t.Fatalf("waiting for %s: the session ended: %q", what, e)
+			}
+		}
+	}
+	var prompt strings.Builder
+	wait("the prompt", func(o string) bool { prompt.WriteString(o); return strings.Contains(prompt.String(), "$ ") })
+	n := 0
+	waitX := func(want int) {
+		t.Helper()
+		n = 0
+		wait(fmt.Sprintf("%d bytes of output", want), func(o string) bool { n += strings.Count(o, "x"); return n >= want })
+	}
+	if err := s.emit("ssh-input", map[string]any{"input": "stty -echo -icanon; echo xx; cat\n"}); err != nil {
+		t.Fatal(err)
+	}
+	waitX(2)
+	const piece, total = 64 << 10, 24 << 20
+	msg := strings.Repeat("x", piece)
+	sent := make(chan error, 1)
+	go func() {
+		for range total / piece {
+			if err := s.emit("ssh-input", map[string]any{"input": msg}); err != nil {
+				sent <- err
+				return
+			}
+		}
+		sent <- nil
+	}()
+	waitX(total)
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -67,6 +67,10 @@ type resumeState struct {
 	detached uint64             // counts detachments: an old expiry is ignored
 	expiry   *time.Timer
 	creds    [sha256.Size]byte // the credentials id's hash (Manager.Resumable)
+	// holder is the address of the client that holds the session, or
+	// left it; counted in Manager.detached while detached.
+	holder  string
+	counted bool
 }
 
 // StartResumable is Start for a client that opted in to resume; without
@@ -114,8 +118,9 @@ func (t *Terminal) optIn(resume bool, id string) {
 		return
 	}
 	t.rs = &resumeState{
-		log:   newReplay(t.client, t.m.cfg.ResumeBuffer, len(t.m.cfg.OutputTail)),
-		creds: sha256.Sum256([]byte(id)),
+		log:    newReplay(t.client, t.m.cfg.ResumeBuffer, len(t.m.cfg.OutputTail)),
+		creds:  sha256.Sum256([]byte(id)),
+		holder: t.addr,
 	}
 	t.link.attached.Store(t)
 	t.link.resumable.Store(true)
@@ -184,6 +189,7 @@ func (t *Terminal) detach() {
 	t.rs.detached++
 	n := t.rs.detached
 	t.rs.expiry = time.AfterFunc(t.m.cfg.ResumeWindow, func() { t.post(event{kind: evExpire, seq: n}) })
+	t.countDetached(true)
 	t.log.Info("terminal detached", "session", t.id, "window", t.m.cfg.ResumeWindow)
 }
 
@@ -242,6 +248,8 @@ func (t *Terminal) attach(from *Terminal, last uint64) {
 	if t.rs.expiry != nil {
 		t.rs.expiry.Stop()
 	}
+	t.countDetached(false)
+	t.rs.holder = from.addr
 	t.rs.detached++
 	t.link.attached.Store(from)
 	ready := Ready{ResumeToken: t.m.newResumeToken(t), Resumed: true}
@@ -263,6 +271,51 @@ func (t *Terminal) attach(from *Terminal, last uint64) {
 func (t *Terminal) endResume() {
 	if t.rs != nil && t.rs.expiry != nil {
 		t.rs.expiry.Stop()
+	}
+	if t.rs != nil {
+		t.countDetached(false)
+	}
+}
+
+// The session limits (Config.Connect) count a detached terminal, as it
+// holds its SSH session, and count every new client from its connection
+// on; so a client at its limit could not take back the sessions it
+// left. Such a client is let in without a slot, to resume only (a
+// start-session gets the refusal), while its address has more detached
+// terminals than such clients: the limits stay bounded, and the session
+// it resumes holds the slot.
+
+// countDetached counts t in Manager.detached, or no longer.
+func (t *Terminal) countDetached(detached bool) {
+	if t.rs.counted == detached {
+		return
+	}
+	t.rs.counted = detached
+	n := 1
+	if !detached {
+		n = -1
+	}
+	t.m.mu.Lock()
+	count(t.m.detached, t.rs.holder, n)
+	t.m.mu.Unlock()
+}
+
+// borrow lets t in without a slot, refused by Config.Connect, when its
+// address has a detached terminal to resume that no other such client
+// has taken up. m.mu is held.
+func (m *Manager) borrow(t *Terminal, refused error) bool {
+	if m.borrowers[t.addr] >= m.detached[t.addr] {
+		return false
+	}
+	count(m.borrowers, t.addr, 1)
+	t.borrowed = refused
+	return true
+}
+
+// count adds n to counts[key], forgetting a key counted 0.
+func count(counts map[string]int, key string, n int) {
+	if counts[key] += n; counts[key] == 0 {
+		delete(counts, key)
 	}
 }
 

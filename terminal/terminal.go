@@ -103,6 +103,7 @@ type Terminal struct {
 	pumps      int                     // output pumps running
 	release    func()                  // Admit's, once dialled
 	slot       func()                  // Config.Connect's; set before run
+	borrowed   error                   // Config.Connect's refusal, for a terminal let in to resume only (borrow)
 	startTimer *time.Timer             // StartTimeout's; set before run
 	idle       *time.Timer
 	lifetime   *time.Timer
@@ -309,6 +310,10 @@ func (t *Terminal) setState(s State) { t.state.Store(int32(s)) }
 func (t *Terminal) start(id string) {
 	if t.State() != Waiting {
 		t.log.Debug("ignored second start-session")
+		return
+	}
+	if t.borrowed != nil {
+		t.finish(t.borrowed) // let in to resume only
 		return
 	}
 	t.setState(Starting)

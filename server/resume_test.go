@@ -118,3 +118,76 @@ func TestResumablePaste(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// ready reads until connection-ready and returns its payload; the
+// closing message is an error.
+func (s *sshSocket) ready() (map[string]any, error) {
+	for {
+		packets, err := s.c.recv()
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range packets {
+			switch {
+			case p == "2":
+				go s.send("3") //nolint:errcheck // a closed connection is seen by recv
+			case strings.HasPrefix(p, `42/ssh,["connection-ready",`):
+				var ev []json.RawMessage
+				var m map[string]any
+				if err := json.Unmarshal([]byte(p[len("42/ssh,"):]), &ev); err != nil || len(ev) != 2 {
+					return nil, fmt.Errorf("connection-ready %q: %v", p, err)
+				}
+				return m, json.Unmarshal(ev[1], &m)
+			case strings.Contains(p, `"timeout":`):
+				return nil, fmt.Errorf("closing message %s", p)
+			}
+		}
+	}
+}
+
+// TestResumeAtLimit: a client at its session limit can take back the
+// session it left detached (which holds the slot), but no more: one
+// client per detached session is let in without a slot, to resume only.
+func TestResumeAtLimit(t *testing.T) {
+	sshd := sshdtest.Start(t)
+	g := startGateway(t, Config{MaxSessionsPerClient: 1, ResumeWindow: time.Minute})
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	const refusal = "too many sessions from your address"
+	first := mustOpenSocket(t, ctx, g.url)
+	if err := first.emit("start-session", map[string]any{"credentials_uuid": g.create(t, passwordLogin(sshd)), "resume": true}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := first.ready()
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.c.close()
+	waitFor(t, "the session detached", func() bool { return strings.Contains(g.logs.String(), `msg="terminal detached"`) })
+
+	// One socket is let in; it cannot start a session of its own.
+	starter := mustOpenSocket(t, ctx, g.url)
+	extra := mustOpenSocket(t, ctx, g.url)
+	if out, err := extra.closing(); err != nil || !strings.Contains(out, refusal) {
+		t.Errorf("a second socket while one is let in to resume: got %q, %v; want the refusal", out, err)
+	}
+	if err := starter.emit("start-session", map[string]any{"credentials_uuid": g.create(t, passwordLogin(sshd))}); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := starter.closing(); err != nil || !strings.Contains(out, refusal) {
+		t.Errorf("start-session from a socket let in to resume: got %q, %v; want the refusal", out, err)
+	}
+
+	resumer := mustOpenSocket(t, ctx, g.url)
+	if err := resumer.emit("resume-session", map[string]any{"resume_token": r["resume_token"], "seq": 0}); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := resumer.ready(); err != nil || r["resumed"] != true {
+		t.Fatalf("resume at the limit: got %v, %v; want connection-ready with resumed", r, err)
+	}
+	// The resumed session holds the slot again.
+	after := mustOpenSocket(t, ctx, g.url)
+	if out, err := after.closing(); err != nil || !strings.Contains(out, refusal) {
+		t.Errorf("a socket beside the resumed session: got %q, %v; want the refusal", out, err)
+	}
+}

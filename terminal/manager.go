@@ -22,9 +22,9 @@ type Credentials interface {
 
 // Admit is asked before each dial, with the dial's context (cancelled
 // when the terminal stops): it applies the login back-off, and refuses with an error that Text explains to the user.
-// Otherwise dialed is called once with the dial's outcome (nil: logged
-// in) and release once, when the terminal ends; either may be nil.
-type Admit func(ctx context.Context, client string, target sshbridge.Target) (dialed func(error), release func(), err error)
+// Otherwise dialed, if not nil, is called once with the dial's outcome
+// (nil: logged in). (The session limits are Config.Connect's.)
+type Admit func(ctx context.Context, client string, target sshbridge.Target) (dialed func(error), err error)
 
 // Observer is told about terminals: Started when a shell is up, Failed
 // when a start-session did not get one, Ended when a started terminal

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -36,10 +35,9 @@ func (s *sshSocket) readAcking(got chan<- string, end chan<- string) {
 				end <- "disconnected"
 				return
 			case strings.HasPrefix(p, `42/ssh,["ssh-output",`):
-				var ev []json.RawMessage
 				var o pageOutput
-				if json.Unmarshal([]byte(p[len("42/ssh,"):]), &ev) != nil || len(ev) != 2 || json.Unmarshal(ev[1], &o) != nil {
-					end <- "bad ssh-output: " + p
+				if err := decodeEvent(p, &o); err != nil {
+					end <- err.Error()
 					return
 				}
 				if o.Timeout != nil {
@@ -132,12 +130,8 @@ func (s *sshSocket) ready() (map[string]any, error) {
 			case p == "2":
 				go s.send("3") //nolint:errcheck // a closed connection is seen by recv
 			case strings.HasPrefix(p, `42/ssh,["connection-ready",`):
-				var ev []json.RawMessage
 				var m map[string]any
-				if err := json.Unmarshal([]byte(p[len("42/ssh,"):]), &ev); err != nil || len(ev) != 2 {
-					return nil, fmt.Errorf("connection-ready %q: %v", p, err)
-				}
-				return m, json.Unmarshal(ev[1], &m)
+				return m, decodeEvent(p, &m)
 			case strings.Contains(p, `"timeout":`):
 				return nil, fmt.Errorf("closing message %s", p)
 			}

@@ -19,8 +19,9 @@ type pageOutput struct {
 
 // readAcking reads the socket as the stock page does: it answers pings
 // and acknowledges every numbered ssh-output as it arrives. It sends the
-// output on got, and the closing message (or a read error) on end.
-func (s *sshSocket) readAcking(got chan<- string, end chan<- string) {
+// output on got, and the closing message (or a read error) on end, until
+// ctx ends.
+func (s *sshSocket) readAcking(ctx context.Context, got chan<- string, end chan<- string) {
 	for {
 		packets, err := s.c.recv()
 		if err != nil {
@@ -44,7 +45,11 @@ func (s *sshSocket) readAcking(got chan<- string, end chan<- string) {
 					end <- o.Output
 					return
 				}
-				got <- o.Output
+				select {
+				case got <- o.Output:
+				case <-ctx.Done():
+					return
+				}
 				if o.Seq > 0 {
 					// As the page's acks, these queue behind the input
 					// already sent.
@@ -72,7 +77,7 @@ func TestResumablePaste(t *testing.T) {
 	}
 	got := make(chan string, 1024)
 	end := make(chan string, 1)
-	go s.readAcking(got, end)
+	go s.readAcking(ctx, got, end)
 	// wait reads output until done says it is there.
 	wait := func(what string, done func(string) bool) {
 		t.Helper()
@@ -87,18 +92,16 @@ func TestResumablePaste(t *testing.T) {
 			}
 		}
 	}
-	var prompt strings.Builder
-	wait("the prompt", func(o string) bool { prompt.WriteString(o); return strings.Contains(prompt.String(), "$ ") })
-	n := 0
-	waitX := func(want int) {
-		t.Helper()
-		n = 0
-		wait(fmt.Sprintf("%d bytes of output", want), func(o string) bool { n += strings.Count(o, "x"); return n >= want })
+	var out strings.Builder
+	shown := func(want string) func(string) bool {
+		return func(o string) bool { out.WriteString(o); return strings.Contains(out.String(), want) }
 	}
-	if err := s.emit("ssh-input", map[string]any{"input": "stty -echo -icanon; echo xx; cat\n"}); err != nil {
+	wait("the prompt", shown("$ "))
+	// Echo off: every x that comes back is cat's.
+	if err := s.emit("ssh-input", map[string]any{"input": "stty -echo -icanon; echo READY-$((6*7)); cat\n"}); err != nil {
 		t.Fatal(err)
 	}
-	waitX(2)
+	wait("stty", shown("READY-42"))
 	const piece, total = 64 << 10, 24 << 20
 	msg := strings.Repeat("x", piece)
 	sent := make(chan error, 1)
@@ -111,7 +114,8 @@ func TestResumablePaste(t *testing.T) {
 		}
 		sent <- nil
 	}()
-	waitX(total)
+	n := 0
+	wait(fmt.Sprintf("%d bytes of output", total), func(o string) bool { n += strings.Count(o, "x"); return n >= total })
 	if err := <-sent; err != nil {
 		t.Fatal(err)
 	}

@@ -103,15 +103,11 @@ func (s *sshSocket) next() (output string, disconnected bool, err error) {
 			go s.send("3") //nolint:errcheck // a closed connection is seen by recv
 
 		case strings.HasPrefix(p, `42/ssh,["ssh-output",`):
-			var ev []json.RawMessage
 			var m struct {
 				Output string `json:"output"`
 			}
-			if err := json.Unmarshal([]byte(p[len("42/ssh,"):]), &ev); err != nil || len(ev) != 2 {
-				return out.String(), false, fmt.Errorf("ssh-output %q: %v", p, err)
-			}
-			if err := json.Unmarshal(ev[1], &m); err != nil {
-				return out.String(), false, fmt.Errorf("ssh-output %q: %v", p, err)
+			if err := decodeEvent(p, &m); err != nil {
+				return out.String(), false, err
 			}
 			out.WriteString(m.Output)
 		case p == "41/ssh," || p == "41/ssh":
@@ -119,6 +115,18 @@ func (s *sshSocket) next() (output string, disconnected bool, err error) {
 		}
 	}
 	return out.String(), false, nil
+}
+
+// decodeEvent decodes the payload of an event packet on /ssh into v.
+func decodeEvent(p string, v any) error {
+	var ev []json.RawMessage
+	if err := json.Unmarshal([]byte(strings.TrimPrefix(p, "42/ssh,")), &ev); err != nil || len(ev) != 2 {
+		return fmt.Errorf("event %q: %v", p, err)
+	}
+	if err := json.Unmarshal(ev[1], v); err != nil {
+		return fmt.Errorf("event %q: %v", p, err)
+	}
+	return nil
 }
 
 // closing reads until the DISCONNECT of /ssh and returns the output

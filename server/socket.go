@@ -115,12 +115,12 @@ func on[V any](sock *socket.Socket, log *slog.Logger, event string, decode func(
 
 // admitSession applies the login back-off before a dial (terminal.Admit):
 // see admit and endLogin.
-func (s *Server) admitSession(ctx context.Context, client string, target sshbridge.Target) (func(error), func(), error) {
+func (s *Server) admitSession(ctx context.Context, client string, target sshbridge.Target) (func(error), error) {
 	login, err := s.admit(ctx, client, target)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return func(err error) { s.endLogin(login, dialOutcome(err)) }, nil, nil
+	return func(err error) { s.endLogin(login, dialOutcome(err)) }, nil
 }
 
 // outputHead and outputTail frame the payload of an ssh-output packet of

@@ -274,7 +274,7 @@
   function saveResume() {
     try {
       if (resumeToken) {
-        sessionStorage.setItem(storageKey, JSON.stringify({ token: resumeToken, seq: shownSeq, node: resumeNode }));
+        sessionStorage.setItem(storageKey, JSON.stringify({ token: resumeToken, node: resumeNode }));
       } else {
         sessionStorage.removeItem(storageKey);
       }
@@ -405,7 +405,6 @@
     ackedSeq = parsedSeq;
     unackedBytes = 0;
     socket.emit("ssh-ack", { seq: ackedSeq });
-    saveResume();
   }
 
   // The "Reconnecting..." overlay, shown over the (unchanged) screen.

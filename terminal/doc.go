@@ -12,8 +12,8 @@
 //
 //	Waiting   connected (Manager.Open); no start-session yet. Window sizes
 //	          are kept for the PTY. It counts against the session limits
-//	          (Config.Connect) and must get its start-session within
-//	          Config.StartTimeout.
+//	          (Config.Connect), or may only resume (borrow), and must get
+//	          its start-session within Config.StartTimeout.
 //	Starting  start-session received: credentials taken, the login
 //	          back-off applied, SSH dialling.
 //	Running   the shell is up: connection-ready was sent; output flows,

@@ -103,6 +103,12 @@ func (t *Terminal) WaitInput(stall time.Duration) {
 	}
 	room := q.room
 	q.mu.Unlock()
+	if t.link.resumable.Load() {
+		// The client cannot acknowledge output while it is not read:
+		// output must not wait for its acknowledgements meanwhile, or
+		// the remote, blocked on its output, never frees room.
+		defer t.rs.log.unreadClient()()
+	}
 	timer := time.NewTimer(stall)
 	defer timer.Stop()
 	select {

@@ -22,9 +22,9 @@ type Credentials interface {
 
 // Admit is asked before each dial, with the dial's context (cancelled
 // when the terminal stops): it applies the login back-off, and refuses with an error that Text explains to the user.
-// Otherwise dialed is called once with the dial's outcome (nil: logged
-// in) and release once, when the terminal ends; either may be nil.
-type Admit func(ctx context.Context, client string, target sshbridge.Target) (dialed func(error), release func(), err error)
+// Otherwise dialed, if not nil, is called once with the dial's outcome
+// (nil: logged in). (The session limits are Config.Connect's.)
+type Admit func(ctx context.Context, client string, target sshbridge.Target) (dialed func(error), err error)
 
 // Observer is told about terminals: Started when a shell is up, Failed
 // when a start-session did not get one, Ended when a started terminal
@@ -90,7 +90,8 @@ type Config struct {
 	// the client's terminal against the session limits from its first
 	// moment, and refuses it with an error that Text explains (the client
 	// gets it as its closing message at once). release, if not nil, runs
-	// when the terminal ends.
+	// when the terminal ends. A refused client that left a resumable
+	// session detached is let in to resume it (resume.go, borrow).
 	Connect func(client string) (release func(), err error)
 	// StartTimeout ends a terminal that got no start-session this long
 	// after Open (ErrStartTimeout), so that a client that never sends one
@@ -122,7 +123,11 @@ type Manager struct {
 	// their resume token and of their credentials id (resume.go).
 	byResume      map[[sha256.Size]byte]*Terminal
 	byCredentials map[[sha256.Size]byte]*Terminal
-	empty         chan struct{} // closed while byID is empty
+	// detached counts the detached resumable terminals by the address
+	// of the client that left them, and borrowers the Waiting terminals
+	// of an address that got no slot from Config.Connect (resume.go).
+	detached, borrowers map[string]int
+	empty               chan struct{} // closed while byID is empty
 }
 
 // NewManager returns a Manager.
@@ -143,6 +148,8 @@ func NewManager(cfg Config) *Manager {
 		byFiles:       make(map[[sha256.Size]byte]*Terminal),
 		byResume:      make(map[[sha256.Size]byte]*Terminal),
 		byCredentials: make(map[[sha256.Size]byte]*Terminal),
+		detached:      make(map[string]int),
+		borrowers:     make(map[string]int),
 		empty:         empty,
 	}
 }
@@ -156,13 +163,9 @@ func (m *Manager) Open(c Client, clientAddr string, log *slog.Logger) *Terminal 
 		log = m.cfg.Logger
 	}
 	t := newTerminal(m, c, clientAddr, log)
+	var refused error
 	if m.cfg.Connect != nil {
-		slot, err := m.cfg.Connect(clientAddr)
-		if err != nil {
-			t.refuse(err)
-			return t
-		}
-		t.slot = slot
+		t.slot, refused = m.cfg.Connect(clientAddr)
 	}
 	m.mu.Lock()
 	if m.closed {
@@ -171,6 +174,11 @@ func (m *Manager) Open(c Client, clientAddr string, log *slog.Logger) *Terminal 
 			t.slot()
 		}
 		t.refuse(ErrShutdown)
+		return t
+	}
+	if refused != nil && !m.borrow(t, refused) {
+		m.mu.Unlock()
+		t.refuse(refused)
 		return t
 	}
 	if len(m.byID) == 0 {
@@ -201,6 +209,9 @@ func (m *Manager) forget(t *Terminal) {
 		delete(m.byFiles, *t.filesKey)
 	}
 	m.forgetResume(t)
+	if t.borrowed != nil {
+		count(m.borrowers, t.addr, -1)
+	}
 	if len(m.byID) == 0 {
 		close(m.empty)
 	}

@@ -71,6 +71,10 @@ type resumeState struct {
 	// evAttach: set by takeResumeToken, cleared by attach, or by finish,
 	// which refuses it (the event may come too late, or never be handled).
 	resumer atomic.Pointer[Terminal]
+	// holder is the address of the client that holds the session, or
+	// left it; counted in Manager.detached while detached.
+	holder  string
+	counted bool
 }
 
 // StartResumable is Start for a client that opted in to resume; without
@@ -118,8 +122,9 @@ func (t *Terminal) optIn(resume bool, id string) {
 		return
 	}
 	t.rs = &resumeState{
-		log:   newReplay(t.client, t.m.cfg.ResumeBuffer, len(t.m.cfg.OutputTail)),
-		creds: sha256.Sum256([]byte(id)),
+		log:    newReplay(t.client, t.m.cfg.ResumeBuffer, len(t.m.cfg.OutputTail)),
+		creds:  sha256.Sum256([]byte(id)),
+		holder: t.addr,
 	}
 	t.link.attached.Store(t)
 	t.link.resumable.Store(true)
@@ -188,6 +193,7 @@ func (t *Terminal) detach() {
 	t.rs.detached++
 	n := t.rs.detached
 	t.rs.expiry = time.AfterFunc(t.m.cfg.ResumeWindow, func() { t.post(event{kind: evExpire, seq: n}) })
+	t.countDetached(true)
 	t.log.Info("terminal detached", "session", t.id, "window", t.m.cfg.ResumeWindow)
 }
 
@@ -245,6 +251,8 @@ func (t *Terminal) attach(from *Terminal, last uint64) {
 	if t.rs.expiry != nil {
 		t.rs.expiry.Stop()
 	}
+	t.countDetached(false)
+	t.rs.holder = from.addr
 	t.rs.detached++
 	t.link.attached.Store(from)
 	ready := Ready{ResumeToken: t.m.newResumeToken(t), Resumed: true}
@@ -272,8 +280,51 @@ func (t *Terminal) endResume() {
 	if t.rs.expiry != nil {
 		t.rs.expiry.Stop()
 	}
+	t.countDetached(false)
 	if r := t.rs.resumer.Swap(nil); r != nil {
 		r.closeClient(ErrResumeRefused)
+	}
+}
+
+// The session limits (Config.Connect) count a detached terminal, as it
+// holds its SSH session, and count every new client from its connection
+// on; so a client at its limit could not take back the sessions it
+// left. Such a client is let in without a slot, to resume only (a
+// start-session gets the refusal), while its address has more detached
+// terminals than such clients: the limits stay bounded, and the session
+// it resumes holds the slot.
+
+// countDetached counts t in Manager.detached, or no longer.
+func (t *Terminal) countDetached(detached bool) {
+	if t.rs.counted == detached {
+		return
+	}
+	t.rs.counted = detached
+	n := 1
+	if !detached {
+		n = -1
+	}
+	t.m.mu.Lock()
+	count(t.m.detached, t.rs.holder, n)
+	t.m.mu.Unlock()
+}
+
+// borrow lets t in without a slot, refused by Config.Connect, when its
+// address has a detached terminal to resume that no other such client
+// has taken up. m.mu is held.
+func (m *Manager) borrow(t *Terminal, refused error) bool {
+	if m.borrowers[t.addr] >= m.detached[t.addr] {
+		return false
+	}
+	count(m.borrowers, t.addr, 1)
+	t.borrowed = refused
+	return true
+}
+
+// count adds n to counts[key], forgetting a key counted 0.
+func count(counts map[string]int, key string, n int) {
+	if counts[key] += n; counts[key] == 0 {
+		delete(counts, key)
 	}
 }
 
@@ -328,7 +379,8 @@ func (m *Manager) Resumable(credentialsID string) bool {
 // unacknowledged messages hold limit bytes or more, send waits: the
 // pump stops reading the SSH channel and the remote is paused by SSH flow
 // control, so nothing is lost and memory stays bounded, whether the
-// client is slow or gone. It is used by the pump, the owner and the
+// client is slow or gone (but not while the gateway is not reading the
+// client: see unread). It is used by the pump, the owner and the
 // client's acknowledgements; a mutex guards it, held only for
 // bookkeeping and Client calls, which never block.
 type replay struct {
@@ -343,6 +395,12 @@ type replay struct {
 	// wake tells the waiting send (the pump, the only waiter) to look
 	// again.
 	wake chan struct{}
+	// unread counts the client's connections that are not read while the
+	// terminal's input waits (WaitInput): acknowledgements do not arrive
+	// then, so output to an attached client is not held back for them,
+	// and what goes past limit unacknowledged is forgotten as if
+	// acknowledged (a resume after that is partial).
+	unread atomic.Int32
 
 	mu      sync.Mutex
 	client  Client // nil while detached
@@ -369,7 +427,7 @@ func newReplay(c Client, limit, tailLen int) *replay {
 // client, once the previous one is written and there is room.
 func (r *replay) send(ctx context.Context, packet []byte) error {
 	r.mu.Lock()
-	for r.unacked >= r.limit || (r.client != nil && r.busy.Load()) {
+	for (r.unacked >= r.limit && !r.ackless()) || (r.client != nil && r.busy.Load()) {
 		r.mu.Unlock()
 		select {
 		case <-r.wake:
@@ -396,9 +454,36 @@ func (r *replay) add1(packet []byte, gated bool) {
 	r.msgs = append(r.msgs, message{r.seq, p})
 	r.unacked += len(p)
 	r.kept += len(p)
+	if r.ackless() {
+		r.forgetPastLimit()
+	}
 	if r.client != nil {
 		r.output(p, gated)
 	}
+}
+
+// forgetPastLimit acknowledges the oldest messages until at most limit
+// bytes are unacknowledged. r.mu is held.
+func (r *replay) forgetPastLimit() {
+	seq, over := r.acked, r.unacked-r.limit
+	first := r.seq + 1 - uint64(len(r.msgs))
+	for over > 0 {
+		seq++
+		over -= len(r.msgs[seq-first].packet)
+	}
+	r.ack1(seq)
+}
+
+// ackless reports whether output goes to a client that is not read (see
+// unread). r.mu is held.
+func (r *replay) ackless() bool { return r.client != nil && r.unread.Load() > 0 }
+
+// unreadClient says that the client is not read until the returned
+// function is called (see unread).
+func (r *replay) unreadClient() (read func()) {
+	r.unread.Add(1)
+	r.signal()
+	return func() { r.unread.Add(-1) }
 }
 
 // output hands p to the client; gated, the next output waits until it

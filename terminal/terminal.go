@@ -103,8 +103,8 @@ type Terminal struct {
 	reason     error                   // why it ends, once decided
 	ending     bool                    // reason is decided
 	pumps      int                     // output pumps running
-	release    func()                  // Admit's, once dialled
 	slot       func()                  // Config.Connect's; set before run
+	borrowed   error                   // Config.Connect's refusal, for a terminal let in to resume only (borrow)
 	startTimer *time.Timer             // StartTimeout's; set before run
 	idle       *time.Timer
 	lifetime   *time.Timer
@@ -313,6 +313,10 @@ func (t *Terminal) start(id string) {
 		t.log.Debug("ignored second start-session")
 		return
 	}
+	if t.borrowed != nil {
+		t.finish(t.borrowed) // let in to resume only
+		return
+	}
 	t.setState(Starting)
 	if !t.m.mayStart() {
 		t.finish(ErrShutdown)
@@ -359,13 +363,12 @@ func (t *Terminal) stop(reason error) {
 
 // dialResult is what the dial goroutine learnt.
 type dialResult struct {
-	ctx     context.Context
-	sess    *sshbridge.Session
-	err     error
-	release func()
-	size    sshbridge.WindowSize // the PTY's size
-	log     *slog.Logger
-	meta    meta
+	ctx  context.Context
+	sess *sshbridge.Session
+	err  error
+	size sshbridge.WindowSize // the PTY's size
+	log  *slog.Logger
+	meta meta
 }
 
 // dial takes the credentials, applies the limits and the login back-off,
@@ -378,9 +381,6 @@ func (t *Terminal) dial(ctx context.Context, id string, size sshbridge.WindowSiz
 		// Unreachable: the owner waits for the dial before it ends.
 		if r.sess != nil {
 			r.sess.Close()
-		}
-		if r.release != nil {
-			r.release()
 		}
 	}
 }
@@ -400,7 +400,7 @@ func (t *Terminal) open(ctx context.Context, id string, r *dialResult) (*sshbrid
 	r.log = r.log.With("host", target.Host, "port", target.Port, "user", target.User)
 	var dialed func(error)
 	if cfg.Admit != nil {
-		if dialed, r.release, err = cfg.Admit(ctx, t.addr, target); err != nil {
+		if dialed, err = cfg.Admit(ctx, t.addr, target); err != nil {
 			return nil, err
 		}
 	}
@@ -421,7 +421,6 @@ func (t *Terminal) open(ctx context.Context, id string, r *dialResult) (*sshbrid
 // dialed takes the dial's outcome: the shell runs, unless the dial failed
 // or the terminal was stopped meanwhile.
 func (t *Terminal) dialed(r *dialResult) {
-	t.release = r.release
 	t.log = r.log
 	md := r.meta
 	if r.err == nil {
@@ -568,9 +567,6 @@ func (t *Terminal) finish(reason error) {
 		t.startTimer.Stop()
 	}
 	t.stopKeepalive()
-	if t.release != nil {
-		t.release()
-	}
 	if t.slot != nil {
 		t.slot()
 	}

@@ -610,9 +610,8 @@ func (c *client) isClosed() bool {
 	return c.closed
 }
 
-// TestAdmit: Admit is asked before the dial, told its outcome, and its
-// release runs when the terminal ends; a refusal ends the terminal with
-// the refusal's text.
+// TestAdmit: Admit is asked before the dial and told its outcome; a
+// refusal ends the terminal with the refusal's text.
 func TestAdmit(t *testing.T) {
 	var mu sync.Mutex
 	var log []string
@@ -623,12 +622,12 @@ func TestAdmit(t *testing.T) {
 	}
 	refuse := false
 	f := newFixture(t, func(c *terminal.Config) {
-		c.Admit = func(_ context.Context, client string, target sshbridge.Target) (func(error), func(), error) {
+		c.Admit = func(_ context.Context, client string, target sshbridge.Target) (func(error), error) {
 			if refuse {
-				return nil, nil, &policy.LoginRefusedError{RetryAfter: 1500 * time.Millisecond}
+				return nil, &policy.LoginRefusedError{RetryAfter: 1500 * time.Millisecond}
 			}
 			note("admit " + client + " " + target.User)
-			return func(err error) { note(fmt.Sprintf("dialed %v", err)) }, func() { note("release") }, nil
+			return func(err error) { note(fmt.Sprintf("dialed %v", err)) }, nil
 		}
 	})
 	term, c := f.start(t)
@@ -638,7 +637,7 @@ func TestAdmit(t *testing.T) {
 	mu.Lock()
 	got := strings.Join(log, "; ")
 	mu.Unlock()
-	if want := "admit 192.0.2.1 u; dialed <nil>; release"; got != want {
+	if want := "admit 192.0.2.1 u; dialed <nil>"; got != want {
 		t.Errorf("Admit calls: got %q, want %q", got, want)
 	}
 

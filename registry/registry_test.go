@@ -101,9 +101,17 @@ func TestRedisRegistry(t *testing.T) {
 	m := miniredis.RunT(t)
 	a, _, stopA := runNode(t, m.Addr(), "a:1", "sa")
 	b, termsB, _ := runNode(t, m.Addr(), "b:1", "sb")
-	waitFor(t, "both sessions on node a", func() bool { return len(ids(t, a)) == 2 })
-	if got := ids(t, b); got["sa"] != "a:1" || got["sb"] != "b:1" {
-		t.Fatalf("node b lists %v, want sa on a:1 and sb on b:1", got)
+	// Each node lists its own sessions at once, the other's once that
+	// node has published them.
+	for _, n := range []struct {
+		name string
+		r    *Redis
+	}{{"a", a}, {"b", b}} {
+		var got map[string]string
+		waitFor(t, "both sessions on node "+n.name, func() bool { got = ids(t, n.r); return len(got) == 2 })
+		if got["sa"] != "a:1" || got["sb"] != "b:1" {
+			t.Fatalf("node %s lists %v, want sa on a:1 and sb on b:1", n.name, got)
+		}
 	}
 
 	found, err := a.Kill(t.Context(), "sb")

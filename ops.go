@@ -113,14 +113,11 @@ func (ops *operations) close() {
 	}
 }
 
-// serveUntilStopped serves until the server fails or a signal stops it:
-// SIGTERM drains (see drain), a second SIGTERM or the end of ctx (SIGINT)
-// stops at once; SIGHUP reopens the audit log. Every live terminal gets
-// its closing message before it returns.
-func (ops *operations) serveUntilStopped(ctx context.Context, srv *server.Server, serveErr, metricsErr <-chan error) error {
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGHUP)
-	defer signal.Stop(sigs)
+// serveUntilStopped serves until the server fails or a signal (of
+// notifySignals) stops it: SIGTERM drains (see drain), a second SIGTERM or
+// the end of ctx (SIGINT) stops at once; SIGHUP reopens the audit log.
+// Every live terminal gets its closing message before it returns.
+func (ops *operations) serveUntilStopped(ctx context.Context, srv *server.Server, sigs <-chan os.Signal, serveErr, metricsErr <-chan error) error {
 	var drained chan struct{} // closed when a drain is over; nil before SIGTERM
 	stop := func() error {
 		ops.log.Info("shutting down")
@@ -162,6 +159,14 @@ func (ops *operations) serveUntilStopped(ctx context.Context, srv *server.Server
 			}
 		}
 	}
+}
+
+// notifySignals relays the signals serveUntilStopped acts on (SIGINT
+// ends run's context) until stop.
+func notifySignals() (sigs <-chan os.Signal, stop func()) {
+	c := make(chan os.Signal, 2)
+	signal.Notify(c, syscall.SIGTERM, syscall.SIGHUP)
+	return c, func() { signal.Stop(c) }
 }
 
 // drain is the graceful part of a stop: /readyz turns 503 at once, so that

@@ -116,18 +116,22 @@ func (ops *operations) close() {
 // serveUntilStopped serves until the server fails or a signal (of
 // notifySignals) stops it: SIGTERM drains (see drain), a second SIGTERM or
 // the end of ctx (SIGINT) stops at once; SIGHUP reopens the audit log.
-// Every live terminal gets its closing message before it returns.
+// Every live terminal gets its closing message before it returns, also
+// when serving fails.
 func (ops *operations) serveUntilStopped(ctx context.Context, srv *server.Server, sigs <-chan os.Signal, serveErr, metricsErr <-chan error) error {
 	var drained chan struct{} // closed when a drain is over; nil before SIGTERM
 	endDrain := func() {}     // cuts a drain short and waits for its end
 	defer func() { endDrain() }()
-	stop := func() error {
+	shutdown := func() error {
 		endDrain() // before the terminals close: it would take their end for its own
 		ops.log.Info("shutting down")
 		ops.stopRegistry() // before the store's client closes
 		sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 		defer cancel()
-		err := srv.Shutdown(sctx)
+		return srv.Shutdown(sctx)
+	}
+	stop := func() error {
+		err := shutdown()
 		if serr := <-serveErr; err == nil {
 			err = serr
 		}
@@ -136,6 +140,7 @@ func (ops *operations) serveUntilStopped(ctx context.Context, srv *server.Server
 	for {
 		select {
 		case err := <-serveErr:
+			shutdown()
 			return err
 		case err := <-metricsErr:
 			stop()

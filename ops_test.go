@@ -30,46 +30,83 @@ func TestStopDuringDrain(t *testing.T) {
 		{"SIGINT", func(cancel context.CancelFunc, _ chan<- os.Signal) { cancel() }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var logs syncbuf.Buffer
-			log := slog.New(slog.NewTextHandler(&logs, nil))
-			srv, err := server.New(server.Config{Assets: assets, Logger: log})
-			if err != nil {
-				t.Fatal(err)
-			}
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			serveErr := make(chan error, 1)
-			go func() { serveErr <- srv.Serve(ln) }()
-			ops := &operations{log: log, drainTimeout: time.Hour}
-			ops.attach(srv)
-			openSocket(t, "http://"+ln.Addr().String())
-			waitUntil(t, "the client's terminal", func() bool { return len(srv.Terminals().List()) == 1 })
-
+			g := serveOneTerminal(t)
 			ctx, cancel := context.WithCancel(t.Context())
 			defer cancel()
 			sigs := make(chan os.Signal, 2)
 			done := make(chan error, 1)
-			go func() { done <- ops.serveUntilStopped(ctx, srv, sigs, serveErr, nil) }()
+			go func() { done <- g.ops.serveUntilStopped(ctx, g.srv, sigs, g.serveErr, nil) }()
 			sigs <- syscall.SIGTERM
-			waitUntil(t, "the drain", func() bool { return strings.Contains(logs.String(), "msg=draining") })
+			waitUntil(t, "the drain", func() bool { return strings.Contains(g.logs.String(), "msg=draining") })
 			tc.stop(cancel, sigs)
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Fatalf("got %v, want a clean stop", err)
-				}
-			case <-time.After(30 * time.Second):
-				t.Fatal("serveUntilStopped did not return")
+			if err := waitReturn(t, done); err != nil {
+				t.Fatalf("got %v, want a clean stop", err)
 			}
 			for _, claim := range []string{"drained: no terminal left", "drain timeout"} {
-				if strings.Contains(logs.String(), claim) {
-					t.Errorf("the log says %q:\n%s", claim, logs.String())
+				if strings.Contains(g.logs.String(), claim) {
+					t.Errorf("the log says %q:\n%s", claim, g.logs.String())
 				}
 			}
 		})
 	}
+}
+
+// TestServeFailureClosesTerminals: when serving fails, the live terminals
+// are closed (with their closing message) before serveUntilStopped
+// returns the error.
+func TestServeFailureClosesTerminals(t *testing.T) {
+	g := serveOneTerminal(t)
+	done := make(chan error, 1)
+	go func() { done <- g.ops.serveUntilStopped(t.Context(), g.srv, nil, g.serveErr, nil) }()
+	g.ln.Close()
+	if err := waitReturn(t, done); err == nil {
+		t.Error("got no error, want the listener's")
+	}
+	if n := len(g.srv.Terminals().List()); n != 0 {
+		t.Errorf("got %d terminals left, want none", n)
+	}
+}
+
+// servedGateway is a server with one client that holds a terminal.
+type servedGateway struct {
+	srv      *server.Server
+	ln       net.Listener
+	serveErr chan error
+	ops      *operations
+	logs     *syncbuf.Buffer
+}
+
+// serveOneTerminal serves a gateway (drain timeout: an hour) to one
+// Socket.IO client, which holds a terminal.
+func serveOneTerminal(t *testing.T) *servedGateway {
+	t.Helper()
+	g := &servedGateway{logs: new(syncbuf.Buffer), serveErr: make(chan error, 1)}
+	log := slog.New(slog.NewTextHandler(g.logs, nil))
+	var err error
+	if g.srv, err = server.New(server.Config{Assets: assets, Logger: log}); err != nil {
+		t.Fatal(err)
+	}
+	if g.ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	go func() { g.serveErr <- g.srv.Serve(g.ln) }()
+	g.ops = &operations{log: log, drainTimeout: time.Hour}
+	g.ops.attach(g.srv)
+	openSocket(t, "http://"+g.ln.Addr().String())
+	waitUntil(t, "the client's terminal", func() bool { return len(g.srv.Terminals().List()) == 1 })
+	return g
+}
+
+// waitReturn returns what serveUntilStopped returned on done.
+func waitReturn(t *testing.T, done <-chan error) error {
+	t.Helper()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(30 * time.Second):
+		t.Fatal("serveUntilStopped did not return")
+	}
+	return nil
 }
 
 // openSocket connects a Socket.IO client to the gateway's namespace over

@@ -15,6 +15,7 @@ import (
 
 	"github.com/alfresco-ssh/alfresco-ssh/internal/syncbuf"
 	"github.com/alfresco-ssh/alfresco-ssh/server"
+	"github.com/alfresco-ssh/alfresco-ssh/sshbridge"
 )
 
 // TestStopDuringDrain: a second SIGTERM or SIGINT during a drain stops at
@@ -82,8 +83,11 @@ func serveOneTerminal(t *testing.T) *servedGateway {
 	t.Helper()
 	g := &servedGateway{logs: new(syncbuf.Buffer), serveErr: make(chan error, 1)}
 	log := slog.New(slog.NewTextHandler(g.logs, nil))
+	// The terminal waits for a start-session about as long as the SSH
+	// timeout: longer than the test.
 	var err error
-	if g.srv, err = server.New(server.Config{Assets: assets, Logger: log}); err != nil {
+	cfg := server.Config{Assets: assets, Logger: log, SSH: sshbridge.Config{Timeout: time.Minute}}
+	if g.srv, err = server.New(cfg); err != nil {
 		t.Fatal(err)
 	}
 	if g.ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {

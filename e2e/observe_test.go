@@ -85,10 +85,11 @@ func TestMetricsAndAuditOfKnownSessions(t *testing.T) {
 		Steps: []step{{Expect: prompt, TimeoutMs: 20000}, {Send: "echo ok-$((6*7))\n"}, {Expect: "ok-42\r\n"}, {Send: "exit\n"}}})
 	checkEnded(t, r, "Connection closed")
 
-	// A client that leaves without exit.
+	// A client that leaves without exit, once the shell has read what it
+	// typed (the next prompt), so that the input bytes are counted.
 	gone := g.createCredentials(t, login(sshd))
 	r = runClient(t, scenario{URL: g.url, Start: map[string]any{"credentials_uuid": gone},
-		Steps: []step{{Expect: prompt, TimeoutMs: 20000}, {Send: "true\n"}}})
+		Steps: []step{{Expect: prompt, TimeoutMs: 20000}, {Send: "true\n"}, {Expect: prompt}}})
 	if p := r.Problem(); p != "" {
 		t.Fatal(p)
 	}

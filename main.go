@@ -270,9 +270,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}()
 	}
 
+	sigs, stopSignals := notifySignals()
+	defer stopSignals()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	err = ops.serveUntilStopped(ctx, srv, serveErr, metricsErr)
+	err = ops.serveUntilStopped(ctx, srv, sigs, serveErr, metricsErr)
 	if metricsSrv != nil {
 		mctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()

@@ -113,21 +113,25 @@ func (ops *operations) close() {
 	}
 }
 
-// serveUntilStopped serves until the server fails or a signal stops it:
-// SIGTERM drains (see drain), a second SIGTERM or the end of ctx (SIGINT)
-// stops at once; SIGHUP reopens the audit log. Every live terminal gets
-// its closing message before it returns.
-func (ops *operations) serveUntilStopped(ctx context.Context, srv *server.Server, serveErr, metricsErr <-chan error) error {
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGHUP)
-	defer signal.Stop(sigs)
+// serveUntilStopped serves until the server fails or a signal (of
+// notifySignals) stops it: SIGTERM drains (see drain), a second SIGTERM or
+// the end of ctx (SIGINT) stops at once; SIGHUP reopens the audit log.
+// Every live terminal gets its closing message before it returns, also
+// when serving fails.
+func (ops *operations) serveUntilStopped(ctx context.Context, srv *server.Server, sigs <-chan os.Signal, serveErr, metricsErr <-chan error) error {
 	var drained chan struct{} // closed when a drain is over; nil before SIGTERM
-	stop := func() error {
+	endDrain := func() {}     // cuts a drain short and waits for its end
+	defer func() { endDrain() }()
+	shutdown := func() error {
+		endDrain() // before the terminals close: it would take their end for its own
 		ops.log.Info("shutting down")
 		ops.stopRegistry() // before the store's client closes
 		sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 		defer cancel()
-		err := srv.Shutdown(sctx)
+		return srv.Shutdown(sctx)
+	}
+	stop := func() error {
+		err := shutdown()
 		if serr := <-serveErr; err == nil {
 			err = serr
 		}
@@ -136,6 +140,7 @@ func (ops *operations) serveUntilStopped(ctx context.Context, srv *server.Server
 	for {
 		select {
 		case err := <-serveErr:
+			shutdown()
 			return err
 		case err := <-metricsErr:
 			stop()
@@ -149,13 +154,17 @@ func (ops *operations) serveUntilStopped(ctx context.Context, srv *server.Server
 			case sig == syscall.SIGHUP:
 				ops.reopenAudit()
 			case drained == nil:
-				drained = make(chan struct{})
+				done := make(chan struct{})
 				dctx, cancel := context.WithCancel(ctx)
-				defer cancel()
 				go func() {
 					ops.drain(dctx, srv)
-					close(drained)
+					close(done)
 				}()
+				drained = done
+				endDrain = func() {
+					cancel()
+					<-done
+				}
 			default:
 				ops.log.Info("second SIGTERM: stopping at once")
 				return stop()
@@ -164,10 +173,19 @@ func (ops *operations) serveUntilStopped(ctx context.Context, srv *server.Server
 	}
 }
 
+// notifySignals relays the signals serveUntilStopped acts on (SIGINT
+// ends run's context) until stop.
+func notifySignals() (sigs <-chan os.Signal, stop func()) {
+	c := make(chan os.Signal, 2)
+	signal.Notify(c, syscall.SIGTERM, syscall.SIGHUP)
+	return c, func() { signal.Stop(c) }
+}
+
 // drain is the graceful part of a stop: /readyz turns 503 at once, so that
 // the balancer sends no new sessions; start-session is refused after the
 // grace; live terminals are told how long they have and run on until
-// they end or the drain timeout (from the signal) passes, or ctx ends.
+// they end or the drain timeout (from the signal) passes, or ctx ends
+// (a stop at once, which logs itself).
 func (ops *operations) drain(ctx context.Context, srv *server.Server) {
 	start := time.Now()
 	deadline := start.Add(ops.drainTimeout)
@@ -186,9 +204,12 @@ func (ops *operations) drain(ctx context.Context, srv *server.Server) {
 	}
 	wctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
-	if terms.Wait(wctx) == nil {
+	err := terms.Wait(wctx)
+	switch {
+	case ctx.Err() != nil:
+	case err == nil:
 		ops.log.Info("drained: no terminal left", "after", time.Since(start).Round(time.Millisecond))
-	} else {
+	default:
 		ops.log.Info("drain timeout: closing the terminals left", "terminals", len(terms.List()))
 	}
 }

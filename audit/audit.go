@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -72,12 +73,13 @@ func Open(path string, stderr io.Writer) (*Log, error) {
 
 // Reopen closes the file and opens path again, so that a log rotated away
 // (logrotate, then SIGHUP) continues in a new file. For a stream it does
-// nothing.
+// nothing. A named pipe that nobody reads is an error, not a wait (the
+// open is non-blocking; the writes still wait for the reader).
 func (l *Log) Reopen() error {
 	if l.path == "" {
 		return nil
 	}
-	f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NONBLOCK, 0o600)
 	if err != nil {
 		return fmt.Errorf("audit: open %s: %w", l.path, err)
 	}

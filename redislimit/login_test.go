@@ -170,8 +170,11 @@ func TestLoginRealRedis(t *testing.T) {
 	for range 12 {
 		if r := <-results; r == nil {
 			through++
-		} else if r.Account || r.RetryAfter <= 29*time.Second || r.RetryAfter > 30*time.Second {
-			t.Errorf("got refusal %+v, want the client blocked for 30 s", r)
+		} else if r.Account || r.RetryAfter <= 0 || r.RetryAfter > 30*time.Second {
+			// What is left of the first block (not a doubled one) when
+			// the refusal came, however late; TestLoginAcrossNodes
+			// checks exact values on miniredis's clock.
+			t.Errorf("got refusal %+v, want the client blocked for at most 30 s", r)
 		}
 	}
 	if through != 3 {

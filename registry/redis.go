@@ -33,6 +33,18 @@ const (
 	settle   = 100 * time.Millisecond
 )
 
+// forgetScript drops a node from the set of nodes if its entry is
+// missing, checked on the server: a node that publishes its entry again
+// between a lister's read and this stays listed.
+//
+// KEYS: the set of nodes, the node's entry. ARGV: the node.
+var forgetScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[2]) == 0 then
+	return redis.call('SREM', KEYS[1], ARGV[1])
+end
+return 0
+`)
+
 // Redis is the registry of every node sharing a Redis server.
 type Redis struct {
 	client *redis.Client
@@ -173,8 +185,8 @@ func (r *Redis) others(ctx context.Context) ([]Session, error) {
 	var list []Session
 	for i, v := range vals {
 		s, ok := v.(string)
-		if !ok { // expired: the node is gone
-			r.client.SRem(ctx, nodesKey, keys[i][len(nodePrefix):])
+		if !ok { // expired: the node is gone, unless it is back meanwhile
+			forgetScript.Run(ctx, r.client, []string{nodesKey, keys[i]}, keys[i][len(nodePrefix):])
 			continue
 		}
 		var node []Session

@@ -101,9 +101,17 @@ func TestRedisRegistry(t *testing.T) {
 	m := miniredis.RunT(t)
 	a, _, stopA := runNode(t, m.Addr(), "a:1", "sa")
 	b, termsB, _ := runNode(t, m.Addr(), "b:1", "sb")
-	waitFor(t, "both sessions on node a", func() bool { return len(ids(t, a)) == 2 })
-	if got := ids(t, b); got["sa"] != "a:1" || got["sb"] != "b:1" {
-		t.Fatalf("node b lists %v, want sa on a:1 and sb on b:1", got)
+	// Each node lists its own sessions at once, the other's once that
+	// node has published them.
+	for _, n := range []struct {
+		name string
+		r    *Redis
+	}{{"a", a}, {"b", b}} {
+		var got map[string]string
+		waitFor(t, "both sessions on node "+n.name, func() bool { got = ids(t, n.r); return len(got) == 2 })
+		if got["sa"] != "a:1" || got["sb"] != "b:1" {
+			t.Fatalf("node %s lists %v, want sa on a:1 and sb on b:1", n.name, got)
+		}
 	}
 
 	found, err := a.Kill(t.Context(), "sb")
@@ -145,5 +153,48 @@ func TestRedisRegistry(t *testing.T) {
 	stopA()
 	if got := ids(t, b); got["sa"] != "" {
 		t.Errorf("node b lists %v after node a stopped, want its session gone", got)
+	}
+}
+
+// publishAfterMGet is a hook that runs publish once an MGET has been
+// answered: a node that publishes its entry again between another node's
+// read of the entries and what that node does with them.
+type publishAfterMGet struct{ publish func() }
+
+func (publishAfterMGet) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h publishAfterMGet) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		if cmd.Name() == "mget" {
+			h.publish()
+		}
+		return err
+	}
+}
+
+func (publishAfterMGet) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// TestRedisRegistryKeepsANodeBackMeanwhile: a node whose entry had
+// expired (Redis out of its reach for a while) and that publishes it again
+// while another node lists the nodes stays in the set of nodes: the
+// lister drops only a node whose entry is still missing.
+func TestRedisRegistryKeepsANodeBackMeanwhile(t *testing.T) {
+	m := miniredis.RunT(t)
+	a, _, _ := runNode(t, m.Addr(), "a:1", "sa")
+	waitFor(t, "node a's entry", func() bool { return m.Exists(nodePrefix + "a:1") })
+	m.SAdd(nodesKey, "back:1") // its entry has expired
+	a.client.AddHook(publishAfterMGet{func() {
+		m.Set(nodePrefix+"back:1", `[{"id":"sk","node":"back:1","bytes":{"in":0,"out":0},"state":"running"}]`)
+		m.SAdd(nodesKey, "back:1")
+	}})
+	ids(t, a)
+	if ok, _ := m.SIsMember(nodesKey, "back:1"); !ok {
+		t.Error("a node that published its entry again was dropped from the set of nodes")
+	}
+	if got := ids(t, a); got["sk"] != "back:1" {
+		t.Errorf("got %v, want the session of the node that is back", got)
 	}
 }

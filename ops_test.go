@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/alfresco-ssh/alfresco-ssh/internal/syncbuf"
+	"github.com/alfresco-ssh/alfresco-ssh/internal/waitfor"
 	"github.com/alfresco-ssh/alfresco-ssh/server"
 	"github.com/alfresco-ssh/alfresco-ssh/sshbridge"
 )
@@ -38,7 +39,7 @@ func TestStopDuringDrain(t *testing.T) {
 			done := make(chan error, 1)
 			go func() { done <- g.ops.serveUntilStopped(ctx, g.srv, sigs, g.serveErr, nil) }()
 			sigs <- syscall.SIGTERM
-			waitUntil(t, "the drain", func() bool { return strings.Contains(g.logs.String(), "msg=draining") })
+			waitfor.Cond(t, "the drain", func() bool { return strings.Contains(g.logs.String(), "msg=draining") })
 			tc.stop(cancel, sigs)
 			if err := waitReturn(t, done); err != nil {
 				t.Fatalf("got %v, want a clean stop", err)
@@ -97,7 +98,7 @@ func serveOneTerminal(t *testing.T) *servedGateway {
 	g.ops = &operations{log: log, drainTimeout: time.Hour}
 	g.ops.attach(g.srv)
 	openSocket(t, "http://"+g.ln.Addr().String())
-	waitUntil(t, "the client's terminal", func() bool { return len(g.srv.Terminals().List()) == 1 })
+	waitfor.Cond(t, "the client's terminal", func() bool { return len(g.srv.Terminals().List()) == 1 })
 	return g
 }
 
@@ -135,17 +136,5 @@ func openSocket(t *testing.T, base string) {
 	res.Body.Close()
 	if res.StatusCode != http.StatusOK {
 		t.Fatalf("namespace connect: got %d, want 200", res.StatusCode)
-	}
-}
-
-// waitUntil polls cond until it holds, failing the test after 10 seconds.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 
 	"github.com/alfresco-ssh/alfresco-ssh/internal/servicetest"
+	"github.com/alfresco-ssh/alfresco-ssh/internal/waitfor"
 	"github.com/alfresco-ssh/alfresco-ssh/sshbridge"
 )
 
@@ -95,17 +96,6 @@ var backends = []backend{
 func forEach(t *testing.T, test func(t *testing.T, b backend, s started)) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) { test(t, b, b.start(t)) })
-	}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -199,7 +189,7 @@ func TestExpires(t *testing.T) {
 			t.Fatal(err)
 		}
 		b.advance(ttl)
-		waitFor(t, "the entry to expire", func() bool { return !has(t, s, id) })
+		waitfor.Cond(t, "the entry to expire", func() bool { return !has(t, s, id) })
 		if _, err := s.Take(t.Context(), id); !errors.Is(err, ErrCredentialsNotFound) {
 			t.Errorf("got %v, want ErrCredentialsNotFound after expiry", err)
 		}
@@ -235,7 +225,7 @@ func TestBounded(t *testing.T) {
 			t.Fatalf("after a Take: got %v, want room for one", err)
 		}
 		b.advance(ttl)
-		waitFor(t, "the entries to expire", func() bool { return !has(t, a, ids[1]) && !has(t, a, ids[2]) })
+		waitfor.Cond(t, "the entries to expire", func() bool { return !has(t, a, ids[1]) && !has(t, a, ids[2]) })
 		for range 2 {
 			if _, err := c.Put(t.Context(), login); err != nil {
 				t.Fatalf("after expiry: got %v, want room", err)

@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
+	"github.com/alfresco-ssh/alfresco-ssh/internal/waitfor"
 	"github.com/alfresco-ssh/alfresco-ssh/terminal"
 )
 
@@ -83,17 +84,6 @@ func ids(t *testing.T, r *Redis) map[string]string {
 	return m
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // TestRedisRegistry: two nodes see each other's sessions, end one on the
 // other node, and forget a node that stops renewing its entry (dies) once
 // the entry expires, or at once when it stops cleanly.
@@ -108,7 +98,7 @@ func TestRedisRegistry(t *testing.T) {
 		r    *Redis
 	}{{"a", a}, {"b", b}} {
 		var got map[string]string
-		waitFor(t, "both sessions on node "+n.name, func() bool { got = ids(t, n.r); return len(got) == 2 })
+		waitfor.Cond(t, "both sessions on node "+n.name, func() bool { got = ids(t, n.r); return len(got) == 2 })
 		if got["sa"] != "a:1" || got["sb"] != "b:1" {
 			t.Fatalf("node %s lists %v, want sa on a:1 and sb on b:1", n.name, got)
 		}
@@ -184,7 +174,7 @@ func (publishAfterMGet) ProcessPipelineHook(next redis.ProcessPipelineHook) redi
 func TestRedisRegistryKeepsANodeBackMeanwhile(t *testing.T) {
 	m := miniredis.RunT(t)
 	a, _, _ := runNode(t, m.Addr(), "a:1", "sa")
-	waitFor(t, "node a's entry", func() bool { return m.Exists(nodePrefix + "a:1") })
+	waitfor.Cond(t, "node a's entry", func() bool { return m.Exists(nodePrefix + "a:1") })
 	m.SAdd(nodesKey, "back:1") // its entry has expired
 	a.client.AddHook(publishAfterMGet{func() {
 		m.Set(nodePrefix+"back:1", `[{"id":"sk","node":"back:1","bytes":{"in":0,"out":0},"state":"running"}]`)

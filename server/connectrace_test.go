@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/alfresco-ssh/alfresco-ssh/internal/waitfor"
 )
 
 // engineClient is a bare Engine.IO v4 client, enough to replay a page's
@@ -233,10 +235,10 @@ func TestConnectRace(t *testing.T) {
 			}
 		})
 	}
-	waitFor(t, "no terminal left", func() bool {
+	waitfor.Cond(t, "no terminal left", func() bool {
 		return len(g.srv.terms.List()) == 0
 	})
-	waitFor(t, "no connection left in the gate", func() bool {
+	waitfor.Cond(t, "no connection left in the gate", func() bool {
 		left := 0
 		g.srv.gate.conns.Range(func(any, any) bool { left++; return true })
 		return left == 0

@@ -16,6 +16,7 @@ import (
 
 	"github.com/alfresco-ssh/alfresco-ssh/internal/nodns"
 	"github.com/alfresco-ssh/alfresco-ssh/internal/sshdtest"
+	"github.com/alfresco-ssh/alfresco-ssh/internal/waitfor"
 	"github.com/alfresco-ssh/alfresco-ssh/policy"
 	"github.com/alfresco-ssh/alfresco-ssh/sshbridge"
 )
@@ -134,7 +135,7 @@ func TestSessionFailures(t *testing.T) {
 	if p := first.Problem(); p != "" || !first.Ready {
 		t.Fatalf("first use: %s, ready %v", p, first.Ready)
 	}
-	waitFor(t, "credentials to expire", func() bool { ok, _ := short.srv.store.Has(t.Context(), expired); return !ok })
+	waitfor.Cond(t, "credentials to expire", func() bool { ok, _ := short.srv.store.Has(t.Context(), expired); return !ok })
 
 	refused := map[string]any{"hostname": "127.0.0.1", "port": closedPort(t), "username": "u", "password": "p"}
 	nowhere := map[string]any{"hostname": "no-such-host.invalid", "username": "u", "password": "p"} // RFC 2606
@@ -453,7 +454,7 @@ func TestClientGoneClosesSSH(t *testing.T) {
 	if err := sshd.WaitNoChildren(10 * time.Second); err != nil {
 		t.Errorf("after the client left: %v", err)
 	}
-	waitFor(t, "the terminal to be forgotten", func() bool {
+	waitfor.Cond(t, "the terminal to be forgotten", func() bool {
 		return len(g.srv.terms.List()) == 0
 	})
 }
@@ -466,8 +467,8 @@ func TestShutdownTellsClients(t *testing.T) {
 	done := startClient(t, scenario{URL: g.url, Transports: []string{"websocket"}, WaitReady: waitReady, WaitEnd: true,
 		Start: map[string]any{"credentials_uuid": g.create(t, passwordLogin(sshd))},
 		Steps: []step{{Expect: prompt}, {Send: "echo READY-FOR-SHUTDOWN\n"}, {Expect: "READY-FOR-SHUTDOWN\r\n"}}})
-	waitFor(t, "the session to run", func() bool { return strings.Contains(g.logs.String(), "terminal session started") })
-	waitFor(t, "the prompt echo", func() bool { return sshd.Children() > 0 })
+	waitfor.Cond(t, "the session to run", func() bool { return strings.Contains(g.logs.String(), "terminal session started") })
+	waitfor.Cond(t, "the prompt echo", func() bool { return sshd.Children() > 0 })
 	ctx, cancel := contextWithTimeout(10 * time.Second)
 	defer cancel()
 	if err := g.srv.Shutdown(ctx); err != nil {

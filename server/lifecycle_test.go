@@ -21,6 +21,7 @@ import (
 	"github.com/alfresco-ssh/alfresco-ssh/credstore"
 	"github.com/alfresco-ssh/alfresco-ssh/internal/sshdtest"
 	"github.com/alfresco-ssh/alfresco-ssh/internal/syncbuf"
+	"github.com/alfresco-ssh/alfresco-ssh/internal/waitfor"
 	"github.com/alfresco-ssh/alfresco-ssh/sshbridge"
 	"github.com/alfresco-ssh/alfresco-ssh/terminal"
 )
@@ -186,7 +187,7 @@ func TestSocketLimits(t *testing.T) {
 	}
 	t.Logf("probe 2: 20 unstarted sockets, --max-sessions-per-client 1: %d refused at once, 1 held until the start deadline (closed %v after the others)",
 		refused, time.Since(start).Round(100*time.Millisecond))
-	waitFor(t, "no terminal left", func() bool { return len(g.srv.Terminals().List()) == 0 })
+	waitfor.Cond(t, "no terminal left", func() bool { return len(g.srv.Terminals().List()) == 0 })
 }
 
 // TestInvalidStartSession: a malformed start-session gets the red closing
@@ -393,7 +394,7 @@ func TestShutdownOrder(t *testing.T) {
 	if _, err := srv.store.Put(t.Context(), sshbridge.Target{Host: "192.0.2.1", Port: 22, User: "u", Password: "p"}); !errors.Is(err, credstore.ErrClosed) {
 		t.Errorf("Put after Shutdown: got %v, want credstore.ErrClosed", err)
 	}
-	waitFor(t, "no terminal left", func() bool { return len(srv.Terminals().List()) == 0 })
+	waitfor.Cond(t, "no terminal left", func() bool { return len(srv.Terminals().List()) == 0 })
 }
 
 // exhaustedListener fails its first Accepts as a process without a free
@@ -454,11 +455,11 @@ func TestDisconnectBeforeStart(t *testing.T) {
 		if err := s.emit("resize", map[string]int{"cols": 100, "rows": 30}); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "the socket's terminal", func() bool { return len(g.srv.Terminals().List()) == 1 })
+		waitfor.Cond(t, "the socket's terminal", func() bool { return len(g.srv.Terminals().List()) == 1 })
 		if i%2 == 0 {
 			s.c.send("41/ssh,") // a namespace DISCONNECT
 		}
 		s.c.close()
-		waitFor(t, "the terminal to end", func() bool { return len(g.srv.Terminals().List()) == 0 })
+		waitfor.Cond(t, "the terminal to end", func() bool { return len(g.srv.Terminals().List()) == 0 })
 	}
 }

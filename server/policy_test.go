@@ -12,6 +12,7 @@ import (
 
 	"github.com/alfresco-ssh/alfresco-ssh/internal/fakeclock"
 	"github.com/alfresco-ssh/alfresco-ssh/internal/sshdtest"
+	"github.com/alfresco-ssh/alfresco-ssh/internal/waitfor"
 	"github.com/alfresco-ssh/alfresco-ssh/policy"
 	"github.com/alfresco-ssh/alfresco-ssh/terminal"
 )
@@ -86,7 +87,7 @@ func TestSessionPolicies(t *testing.T) {
 		first := startClient(t, scenario{URL: g.url, Transports: []string{"websocket"}, WaitEnd: true,
 			Start: map[string]any{"credentials_uuid": g.create(t, passwordLogin(sshd))},
 			Steps: []step{{Expect: prompt}}})
-		waitFor(t, "the first session", func() bool { return strings.Contains(g.logs.String(), "terminal session started") })
+		waitfor.Cond(t, "the first session", func() bool { return strings.Contains(g.logs.String(), "terminal session started") })
 		second := runClient(t, scenario{URL: g.url, Transports: []string{"websocket"}, WaitEnd: true,
 			Start: map[string]any{"credentials_uuid": g.create(t, passwordLogin(sshd))}})
 		checkClosed(t, second, "too many sessions from your address")

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/alfresco-ssh/alfresco-ssh/internal/sshdtest"
+	"github.com/alfresco-ssh/alfresco-ssh/internal/waitfor"
 )
 
 // pageOutput is an ssh-output of a resumable session.
@@ -161,7 +162,7 @@ func TestResumeAtLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	first.c.close()
-	waitFor(t, "the session detached", func() bool { return strings.Contains(g.logs.String(), `msg="terminal detached"`) })
+	waitfor.Cond(t, "the session detached", func() bool { return strings.Contains(g.logs.String(), `msg="terminal detached"`) })
 
 	// One socket is let in; it cannot start a session of its own.
 	starter := mustOpenSocket(t, ctx, g.url)

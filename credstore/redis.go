@@ -65,10 +65,27 @@ func NewRedis(url string, key []byte, ttl time.Duration, max int) (*Redis, error
 	if len(key) == 0 {
 		return nil, errors.New("credstore: a Redis store needs a key shared by every node")
 	}
+	opts, err := redisOptions(url)
+	if err != nil {
+		return nil, err
+	}
+	sl, err := newSealer(key)
+	if err != nil {
+		return nil, err
+	}
+	quietOnce.Do(func() { redis.SetLogger(quiet{}) })
+	return &Redis{sealer: sl, client: redis.NewClient(opts), ttl: ttl, max: max}, nil
+}
+
+// redisOptions are the client options of NewRedis.
+func redisOptions(url string) (*redis.Options, error) {
 	opts, err := redis.ParseURL(url)
 	if err != nil {
 		return nil, fmt.Errorf("credstore: redis url: %w", err)
 	}
+	// A caller's context bounds its call (readiness probes, limits and
+	// the registry give theirs a deadline shorter than the timeouts).
+	opts.ContextTimeoutEnabled = true
 	opts.DialTimeout = 2 * time.Second
 	opts.ReadTimeout = 2 * time.Second
 	opts.WriteTimeout = 2 * time.Second
@@ -80,12 +97,7 @@ func NewRedis(url string, key []byte, ttl time.Duration, max int) (*Redis, error
 	opts.DialerRetryTimeout = 20 * time.Millisecond
 	opts.DisableIdentity = true
 	opts.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
-	sl, err := newSealer(key)
-	if err != nil {
-		return nil, err
-	}
-	quietOnce.Do(func() { redis.SetLogger(quiet{}) })
-	return &Redis{sealer: sl, client: redis.NewClient(opts), ttl: ttl, max: max}, nil
+	return opts, nil
 }
 
 // Put seals t and returns its new id, a random UUID: one round trip.

@@ -2,12 +2,15 @@ package credstore
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/alfresco-ssh/alfresco-ssh/internal/servicetest"
 	"github.com/alfresco-ssh/alfresco-ssh/sshbridge"
@@ -136,5 +139,36 @@ func BenchmarkMemory(b *testing.B) {
 		id, _ := s.Put(ctx, login)
 		s.Has(ctx, id)
 		s.Take(ctx, id)
+	}
+}
+
+// TestRedisHonoursDeadlines: a call to a Redis that hangs ends when the
+// caller's context does (readiness probes, limits and the registry bound
+// their calls so), whatever the client's own timeouts.
+func TestRedisHonoursDeadlines(t *testing.T) {
+	r := servicetest.StartRedis(t)
+	opts, err := redisOptions(r.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.ReadTimeout, opts.WriteTimeout = time.Hour, time.Hour // only the context can end the call
+	c := redis.NewClient(opts)
+	defer c.Close()
+	if err := c.Ping(t.Context()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	r.Pause()
+	defer r.Continue()
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- c.Ping(ctx).Err() }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Ping of a hung Redis: got %v, want the context's deadline", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Ping of a hung Redis outlived its context by 10 s")
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -68,6 +69,25 @@ func (r *Redis) Stop() {
 	if r.proc != nil {
 		r.proc.stop()
 		r.proc = nil
+	}
+}
+
+// Pause stops the server's process (SIGSTOP), as a Redis that hangs: it
+// keeps its connections but answers nothing until Continue.
+func (r *Redis) Pause() { r.signal(syscall.SIGSTOP) }
+
+// Continue lets a paused server run again.
+func (r *Redis) Continue() { r.signal(syscall.SIGCONT) }
+
+func (r *Redis) signal(sig syscall.Signal) {
+	r.t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.proc == nil {
+		r.t.Fatal("servicetest: signal to a stopped redis-server")
+	}
+	if err := r.proc.cmd.Process.Signal(sig); err != nil {
+		r.t.Fatal(err)
 	}
 }
 

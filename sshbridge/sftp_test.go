@@ -89,6 +89,9 @@ func TestSFTP(t *testing.T) {
 	if _, err := clients[0].Getwd(); err == nil {
 		t.Errorf("Getwd after the session closed: got nil error, want one")
 	}
+	// The shell's reader ends once it has handed over what came before
+	// the close (a late prompt would otherwise hold it in its send).
+	out.waitEnd(t)
 	goleak.VerifyNone(t, ignore)
 }
 

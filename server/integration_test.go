@@ -72,6 +72,30 @@ func TestSessionClientMatrix(t *testing.T) {
 	}
 }
 
+// TestResizeOrderedWithInput: a resize takes effect before the input the
+// client sends after it, as it did in the Flask server (a page resizes,
+// then the user runs a command that reads the size).
+func TestResizeOrderedWithInput(t *testing.T) {
+	sshd := sshdtest.Start(t)
+	g := startGateway(t, Config{})
+	steps := []step{{Expect: prompt}}
+	for i := range 30 {
+		rows, cols := 20+i, 70+i
+		steps = append(steps,
+			step{Emit: "resize", Data: map[string]int{"cols": cols, "rows": rows}},
+			step{Send: "stty size\n"}, step{Expect: fmt.Sprintf(`\n%d %d\r\n`, rows, cols)})
+	}
+	r := runClient(t, scenario{
+		URL: g.url, Transports: []string{"websocket"},
+		Start:     map[string]any{"credentials_uuid": g.create(t, passwordLogin(sshd))},
+		WaitReady: waitReady, WaitEnd: true,
+		Steps: append(steps, step{Send: "exit\n"}),
+	})
+	if p := r.Problem(); p != "" {
+		t.Fatalf("%s; output %q", p, truncate(r.Output, 2000))
+	}
+}
+
 func TestSessionGeneration1(t *testing.T) {
 	sshd := sshdtest.Start(t)
 	g := startGateway(t, Config{})

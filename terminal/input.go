@@ -28,14 +28,22 @@ const (
 const inputPiece = 32 << 10
 
 // inputOverhead is what a waiting message holds besides its bytes: its
-// string header in the queue and the rounding of its allocation.
+// item in the queue and the rounding of its allocation.
 const inputOverhead = 32
+
+// inputItem is a message for the shell: input, or a new window size. The
+// sizes travel with the input so that the remote sees them in the order
+// the client sent them (a resize, then a command that reads the size).
+type inputItem struct {
+	data string
+	size *sshbridge.WindowSize
+}
 
 // inputQueue is the input waiting for the shell, written by one helper
 // goroutine, started when input arrives and ending when none waits.
 type inputQueue struct {
 	mu      sync.Mutex
-	pending []string
+	pending []inputItem
 	size    int           // bytes in pending, plus inputOverhead each
 	writing bool          // the writer runs
 	room    chan struct{} // closed when size drops below InputBuffer
@@ -56,7 +64,12 @@ func (t *Terminal) Input(input string) {
 	t.Touch()
 	t.bytesIn.Add(uint64(len(input)))
 	t.m.input.Add(uint64(len(input)))
-	start, ok := t.input.push(input)
+	t.queue(sess, inputItem{data: input})
+}
+
+// queue gives item to the writer, starting it when it does not run.
+func (t *Terminal) queue(sess *sshbridge.Session, item inputItem) {
+	start, ok := t.input.push(item)
 	if !ok {
 		t.Stop(ErrNotReading)
 		return
@@ -66,17 +79,23 @@ func (t *Terminal) Input(input string) {
 	}
 }
 
-// push queues input for the writer. start says that the writer must be
-// started; ok is false when the input would take the queue past
-// InputLimit, and it is dropped.
-func (q *inputQueue) push(input string) (start, ok bool) {
+// push queues item for the writer. start says that the writer must be
+// started; ok is false when the item would take the queue past
+// InputLimit, and it is dropped. A size replaces a size that waits
+// last, so that sizes alone never fill the queue.
+func (q *inputQueue) push(item inputItem) (start, ok bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	cost := len(input) + inputOverhead
+	// pending[0] may be in the writer's hands: never replace it.
+	if n := len(q.pending); item.size != nil && n > 1 && q.pending[n-1].size != nil {
+		q.pending[n-1] = item
+		return false, true
+	}
+	cost := len(item.data) + inputOverhead
 	if q.size > 0 && q.size+cost > InputLimit {
 		return false, false
 	}
-	q.pending = append(q.pending, input)
+	q.pending = append(q.pending, item)
 	q.size += cost
 	start = !q.writing
 	q.writing = true
@@ -119,10 +138,16 @@ func (t *Terminal) WaitInput(stall time.Duration) {
 	}
 }
 
+// shellInput is what the input writer needs of a *sshbridge.Session.
+type shellInput interface {
+	io.Writer
+	Resize(sshbridge.WindowSize) error
+}
+
 // writeInput writes the waiting input to the shell until none is left. A
 // write blocks while the remote does not read; closing the session ends
 // it, and the input still waiting is dropped.
-func (t *Terminal) writeInput(sess *sshbridge.Session) {
+func (t *Terminal) writeInput(sess shellInput) {
 	q := &t.input
 	for {
 		q.mu.Lock()
@@ -131,10 +156,17 @@ func (t *Terminal) writeInput(sess *sshbridge.Session) {
 			q.mu.Unlock()
 			return
 		}
-		s := q.pending[0]
-		piece := s[:min(len(s), inputPiece)]
+		item := q.pending[0]
+		piece := item.data[:min(len(item.data), inputPiece)]
 		q.mu.Unlock()
-		_, err := io.WriteString(sess, piece)
+		var err error
+		if item.size != nil {
+			if err := sess.Resize(*item.size); err != nil {
+				t.log.Debug("resize failed", "err", err)
+			}
+		} else {
+			_, err = io.WriteString(sess, piece)
+		}
 		q.mu.Lock()
 		if err != nil {
 			q.pending, q.size, q.writing = nil, 0, false
@@ -144,10 +176,10 @@ func (t *Terminal) writeInput(sess *sshbridge.Session) {
 			return
 		}
 		q.size -= len(piece)
-		if rest := s[len(piece):]; rest != "" {
-			q.pending[0] = rest
+		if rest := item.data[len(piece):]; rest != "" {
+			q.pending[0].data = rest
 		} else {
-			q.pending[0] = ""
+			q.pending[0] = inputItem{}
 			q.pending = q.pending[1:]
 			q.size -= inputOverhead
 		}

@@ -114,8 +114,7 @@ type Terminal struct {
 	// connection was lost waits for the channel's close (eofWait bounds it).
 	eof     bool
 	eofWait *time.Timer
-	moveOn  bool // the owner continues on a fresh goroutine
-	resizer *resizer
+	moveOn  bool         // the owner continues on a fresh goroutine
 	rs      *resumeState // a resumable terminal's (resume.go)
 	ka      keepalive
 	link    link
@@ -215,12 +214,18 @@ func (t *Terminal) Info() Info {
 // as unknown credentials do.
 func (t *Terminal) Start(id string) { t.post(event{kind: evStart, text: id}) }
 
-// Resize sets the PTY's size; before the shell is up, it is opened at the
-// last size given.
+// Resize sets the PTY's size, in order with Input; before the shell is
+// up, it is opened at the last size given.
 func (t *Terminal) Resize(size sshbridge.WindowSize) {
-	if h, ok := t.route(); ok {
-		h.post(event{kind: evResize, size: size})
+	t, ok := t.route()
+	if !ok {
+		return
 	}
+	if sess := t.sess.Load(); sess != nil {
+		t.queue(sess, inputItem{size: &size})
+		return
+	}
+	t.post(event{kind: evResize, size: size})
 }
 
 // Stop ends the terminal for reason (ErrClientGone, ErrInactive, ...).
@@ -331,13 +336,11 @@ func (t *Terminal) start(id string) {
 	go t.dial(ctx, id, t.size)
 }
 
+// resize takes a size given before the shell was up.
 func (t *Terminal) resize(size sshbridge.WindowSize) {
 	t.size = size
 	if sess := t.sess.Load(); sess != nil && t.State() == Running {
-		if t.resizer == nil {
-			t.resizer = newResizer(sess, t.log)
-		}
-		t.resizer.set(size)
+		t.queue(sess, inputItem{size: &size})
 	}
 }
 
@@ -648,50 +651,4 @@ func shortID(id string) string {
 		return id[:8]
 	}
 	return id
-}
-
-// resizer sends window changes to the remote on a helper goroutine, so
-// that the owner never waits on the network (a write can wait for a key
-// exchange or a full TCP window). Sizes given meanwhile are coalesced to
-// the latest; the helper runs while there is one to send.
-type resizer struct {
-	sess    *sshbridge.Session
-	log     *slog.Logger
-	sizes   chan sshbridge.WindowSize // the latest size not sent yet
-	running atomic.Bool
-}
-
-func newResizer(sess *sshbridge.Session, log *slog.Logger) *resizer {
-	return &resizer{sess: sess, log: log, sizes: make(chan sshbridge.WindowSize, 1)}
-}
-
-// set queues size in place of any size not sent yet. Only the owner calls
-// it, so after the drain there is room.
-func (r *resizer) set(size sshbridge.WindowSize) {
-	select {
-	case <-r.sizes:
-	default:
-	}
-	r.sizes <- size
-	if r.running.CompareAndSwap(false, true) {
-		go r.send()
-	}
-}
-
-func (r *resizer) send() {
-	for {
-		select {
-		case size := <-r.sizes:
-			if err := r.sess.Resize(size); err != nil {
-				r.log.Debug("resize failed", "err", err)
-			}
-		default:
-			r.running.Store(false)
-			// A size set after the receive above and before the store
-			// found the helper running: take it.
-			if len(r.sizes) == 0 || !r.running.CompareAndSwap(false, true) {
-				return
-			}
-		}
-	}
 }

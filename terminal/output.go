@@ -49,22 +49,23 @@ func (d *utf8Stream) appendJSON(dst, p []byte) []byte {
 }
 
 // appendEscaped appends p, escaped as JSON string content, to dst; every
-// byte of p that is not part of a valid character becomes U+FFFD.
+// byte of p that is not part of a valid character becomes U+FFFD. Two-
+// and three-byte characters (most non-ASCII text) are checked here
+// rather than by utf8.DecodeRune, whose call per character cost a
+// quarter of the escaping of accented or CJK text.
 func appendEscaped(dst, p []byte) []byte {
 	const hex = "0123456789abcdef"
 	start := 0
 	for i := 0; i < len(p); {
 		c := p[i]
-		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
-			i++
-			continue
-		}
-		if c >= utf8.RuneSelf {
-			r, size := utf8.DecodeRune(p[i:])
-			if r != utf8.RuneError || size > 1 {
-				i += size
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
 				continue
 			}
+		} else if n := validChar(p[i:]); n > 0 {
+			i += n
+			continue
 		}
 		dst = append(dst, p[start:i]...)
 		switch c {
@@ -87,6 +88,37 @@ func appendEscaped(dst, p []byte) []byte {
 		start = i
 	}
 	return append(dst, p[start:]...)
+}
+
+// validChar returns the length of the valid multi-byte character that
+// starts p, or 0 when p does not start with one.
+func validChar(p []byte) int {
+	c := p[0]
+	switch {
+	case c >= 0xc2 && c <= 0xdf:
+		if len(p) > 1 && p[1]&0xc0 == 0x80 {
+			return 2
+		}
+		return 0
+	case c >= 0xe0 && c <= 0xef:
+		if len(p) < 3 {
+			return 0
+		}
+		lo, hi := byte(0x80), byte(0xbf)
+		if c == 0xe0 {
+			lo = 0xa0 // no overlong forms
+		} else if c == 0xed {
+			hi = 0x9f // no surrogates
+		}
+		if p[1] >= lo && p[1] <= hi && p[2]&0xc0 == 0x80 {
+			return 3
+		}
+		return 0
+	}
+	if r, size := utf8.DecodeRune(p); r != utf8.RuneError || size > 1 {
+		return size
+	}
+	return 0
 }
 
 // flush appends what is left at the end of the stream.

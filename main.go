@@ -26,6 +26,7 @@ import (
 
 	"github.com/alfresco-ssh/alfresco-ssh/credstore"
 	"github.com/alfresco-ssh/alfresco-ssh/internal/gcfloor"
+	"github.com/alfresco-ssh/alfresco-ssh/internal/spareprocs"
 	"github.com/alfresco-ssh/alfresco-ssh/policy"
 	"github.com/alfresco-ssh/alfresco-ssh/redislimit"
 	"github.com/alfresco-ssh/alfresco-ssh/server"
@@ -73,6 +74,7 @@ type options struct {
 	maxCredentials                       int
 	maxBody                              int64
 	gcFloorMiB                           int
+	spareProcs                           int
 	files                                bool
 	filesMaxUpload                       int64
 	resumeWindow, keepaliveInterval      time.Duration
@@ -147,6 +149,7 @@ func (o *options) flagSet() *flag.FlagSet {
 	fs.StringVar(&o.allowedHosts, "allowed-hosts", "", `comma-separated host names, each with an optional :port, that requests may address (Host, or a trusted proxy's X-Forwarded-Host); others get a 421. "*" allows any. Default: on loopback only localhost, 127.0.0.1 and [::1] with the port; beyond loopback any, with a warning`)
 	fs.StringVar(&o.docsURL, "docs-url", "", "address of the documentation, linked from the page a browser gets at the bare address")
 	fs.StringVar(&o.pageCSP, "page-csp", "", "Content-Security-Policy of the terminal page (default: strict for the embedded page, none for --template)")
+	fs.IntVar(&o.spareProcs, "spare-procs", spareprocs.Default, "Go scheduler Ps (GOMAXPROCS) beyond the CPUs the gateway may use, so that a terminal's keystrokes do not wait behind a flooding neighbour whose thread the kernel preempted (0: the Go default; a GOMAXPROCS environment variable wins)")
 	fs.IntVar(&o.gcFloorMiB, "gc-heap-floor-mib", gcfloor.DefaultFloor>>20, "while terminals print, keep the garbage collector's heap goal at least this many MiB over a small live heap, so that one printing at full speed does not make the collector, and every other terminal, stop dozens of times a second (0: the Go runtime's default pacing)")
 	fs.StringVar(&o.store, "store", "memory", `where credentials wait until used: "memory" (this process) or a Redis server, redis://[user:pass@]host:port/db (rediss:// for TLS), shared by every node that has the same CREDENTIALS_KEY`)
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://`ADDR`/metrics, a listener of its own (e.g. 127.0.0.1:9100); empty: off")
@@ -233,6 +236,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer gcfloor.Start(uint64(o.gcFloorMiB)<<20, srv.OutputBytes)()
+	defer spareprocs.Set(o.spareProcs)()
 	ops.attach(srv)
 	scheme := "http"
 	if cfg.TLSCertFile != "" {
@@ -393,6 +397,9 @@ func (o *options) config(getenv func(string) string) (server.Config, string, err
 		return cfg, "", fmt.Errorf("--files-max-upload: got %d, want 0 (no limit) or more", o.filesMaxUpload)
 	}
 	cfg.Files, cfg.FilesMaxUpload = o.files, o.filesMaxUpload
+	if o.spareProcs < 0 {
+		return cfg, "", fmt.Errorf("--spare-procs: got %d, want 0 or more", o.spareProcs)
+	}
 	if o.gcFloorMiB < 0 {
 		return cfg, "", fmt.Errorf("--gc-heap-floor-mib: got %d, want 0 or more", o.gcFloorMiB)
 	}

@@ -72,6 +72,7 @@ func TestFlagsAndEnvironment(t *testing.T) {
 		{"client prefixes", []string{"--client-prefix-v4", "24", "--client-prefix-v6", "56"}, nil, "127.0.0.1:5000", ""},
 		{"bad v4 prefix", []string{"--client-prefix-v4", "33"}, nil, "", "--client-prefix-v4"},
 		{"zero v6 prefix", nil, map[string]string{"ALFRESCO_SSH_CLIENT_PREFIX_V6": "0"}, "", "--client-prefix-v6"},
+		{"negative spare procs", []string{"--spare-procs", "-1"}, nil, "", "--spare-procs"},
 		{"negative gc floor", nil, map[string]string{"ALFRESCO_SSH_GC_HEAP_FLOOR_MIB": "-1"}, "", "--gc-heap-floor-mib"},
 		{"stray argument", []string{"serve"}, nil, "", "unexpected argument"},
 		{"fernet key", nil, map[string]string{"CREDENTIALS_KEY": "cw_0x689RpI-jtRR7oE8h_eQsKImvJapLeSbXpwF4e4="}, "127.0.0.1:5000", ""},

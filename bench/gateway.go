@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/alfresco-ssh/alfresco-ssh/internal/gcfloor"
+	"github.com/alfresco-ssh/alfresco-ssh/internal/spareprocs"
 	"github.com/alfresco-ssh/alfresco-ssh/server"
 	"github.com/alfresco-ssh/alfresco-ssh/sshbridge"
 )
@@ -95,6 +96,11 @@ func gatewayMain(rawCfg string) int {
 		floor = mib << 20
 	}
 	defer gcfloor.Start(floor, srv.OutputBytes)()
+	spare := spareprocs.Default // As --spare-procs does.
+	if n, err := strconv.Atoi(os.Getenv("ALFRESCO_SSH_SPARE_PROCS")); err == nil {
+		spare = n
+	}
+	defer spareprocs.Set(spare)()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench gateway:", err)

@@ -413,7 +413,8 @@ func (o *options) config(getenv func(string) string) (server.Config, string, err
 		return cfg, "", errors.New("--tls-cert and --tls-key go together")
 	}
 	cfg.TLSCertFile, cfg.TLSKeyFile = o.tlsCert, o.tlsKey
-	cfg.APIToken = o.apiToken
+	// Tokens from secrets often end in a newline; a client's never does.
+	cfg.APIToken = strings.TrimSpace(o.apiToken)
 	if o.tokenFile != "" {
 		b, err := os.ReadFile(o.tokenFile)
 		if err != nil {
@@ -447,7 +448,7 @@ func (o *options) config(getenv func(string) string) (server.Config, string, err
 		return cfg, "", errors.New("--page-csp must be one line")
 	}
 	cfg.PageCSP = o.pageCSP
-	cfg.AdminToken = o.adminToken
+	cfg.AdminToken = strings.TrimSpace(o.adminToken)
 	if o.nodeName != "" && !nodeName.MatchString(o.nodeName) {
 		return cfg, "", fmt.Errorf("--node-name: got %q, want 1 to 63 letters, digits, '.', '_' or '-'", o.nodeName)
 	}

@@ -103,6 +103,23 @@ func TestFlagsAndEnvironment(t *testing.T) {
 	}
 }
 
+// TestTokensTrimmed: a token given with the newline a secret file or
+// variable often carries still matches what clients send (trimmed).
+func TestTokensTrimmed(t *testing.T) {
+	getenv := env(map[string]string{"ALFRESCO_SSH_API_TOKEN": " api-token\n", "ALFRESCO_SSH_ADMIN_TOKEN": "admin-token\r\n"})
+	o, err := parseFlags(nil, getenv, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, _, err := o.config(getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.APIToken != "api-token" || cfg.AdminToken != "admin-token" {
+		t.Errorf("got API token %q, admin token %q; want them trimmed", cfg.APIToken, cfg.AdminToken)
+	}
+}
+
 // TestRunServesAndStops runs the whole program on a loopback port: it
 // serves the embedded page and assets, and stops cleanly when its context
 // ends (as on SIGTERM).

@@ -55,6 +55,9 @@ type link struct {
 	// holds now (itself at first, the resuming one after a resume); nil
 	// while detached.
 	attached atomic.Pointer[Terminal]
+	// holder is the terminal whose client held this one last, once a
+	// resume has moved it (Info's Client is that client's address).
+	holder atomic.Pointer[Terminal]
 	// gone is set when this terminal's client has left (Stop with
 	// ErrClientGone), possibly before a resume reached the other terminal.
 	gone atomic.Bool
@@ -214,8 +217,7 @@ func (t *Terminal) resumeInto(token string, last uint64) {
 	}
 	h := t.m.takeResumeToken(token, t)
 	if h == nil {
-		t.log.Info("resume refused: the token is unknown, used or expired")
-		t.finish(ErrResumeRefused)
+		t.finish(ErrResumeRefused) // logged there, with the reason
 		return
 	}
 	t.link.into.Store(h)
@@ -255,6 +257,7 @@ func (t *Terminal) attach(from *Terminal, last uint64) {
 	t.rs.holder = from.addr
 	t.rs.detached++
 	t.link.attached.Store(from)
+	t.link.holder.Store(from)
 	ready := Ready{ResumeToken: t.m.newResumeToken(t), Resumed: true}
 	if t.m.cfg.FilesTokens {
 		ready.FilesToken = t.m.newFilesToken(t)

@@ -97,6 +97,9 @@ func TestResume(t *testing.T) {
 	if !r.Resumed || r.ResumeToken == "" || r.ResumeToken == token || r.Partial {
 		t.Fatalf("connection-ready of the resume: got %+v, want resumed with a new token, not partial", r)
 	}
+	if got := term.Info().Client; got != "198.51.100.7" {
+		t.Errorf("client of the resumed session: got %q, want the resuming client's 198.51.100.7", got)
+	}
 	want := "flood 300000\r\n" + string([]rune(string(lightssh.FloodData(300000))))
 	got := func() string { return text(ms1, last) + text(c2.messages, 0) }
 	c2.waitFor("the whole flood", acking(c2, t2, func() bool { return len(got()) >= len(want) }))

@@ -202,6 +202,9 @@ func (t *Terminal) Info() Info {
 		State:    t.State(),
 		Active:   time.Unix(0, t.lastActive.Load()),
 	}
+	if h := t.link.holder.Load(); h != nil {
+		info.Client = h.addr
+	}
 	if md := t.meta.Load(); md != nil {
 		info.Target, info.User, info.Auth, info.HostKey, info.Started = md.target, md.user, md.auth, md.hostKey, md.started
 		info.Connect = md.connect

@@ -275,6 +275,7 @@ func New(cfg Config) (*Server, error) {
 		Credentials:        store,
 		Admit:              s.admitSession,
 		Connect:            s.connectClient,
+		ClientKey:          s.clientKey,
 		StartTimeout:       cfg.SSH.Timeout + startGrace,
 		FilesTokens:        cfg.Files,
 		IdleTimeout:        cfg.IdleTimeout,

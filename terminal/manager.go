@@ -93,6 +93,11 @@ type Config struct {
 	// when the terminal ends. A refused client that left a resumable
 	// session detached is let in to resume it (resume.go, borrow).
 	Connect func(client string) (release func(), err error)
+	// ClientKey, when set, is the key of a client address in the limits
+	// (say, an IPv6 address cut to its /64): a refused client is let in
+	// to resume a session detached by any address of the same key. Nil:
+	// the address itself.
+	ClientKey func(client string) string
 	// StartTimeout ends a terminal that got no start-session this long
 	// after Open (ErrStartTimeout), so that a client that never sends one
 	// holds nothing for long (0: no limit). A dial that has begun is
@@ -123,9 +128,10 @@ type Manager struct {
 	// their resume token and of their credentials id (resume.go).
 	byResume      map[[sha256.Size]byte]*Terminal
 	byCredentials map[[sha256.Size]byte]*Terminal
-	// detached counts the detached resumable terminals by the address
-	// of the client that left them, and borrowers the Waiting terminals
-	// of an address that got no slot from Config.Connect (resume.go).
+	// detached counts the detached resumable terminals by the key
+	// (Config.ClientKey) of the client that left them, and borrowers the
+	// Waiting terminals of a key that got no slot from Config.Connect
+	// (resume.go).
 	detached, borrowers map[string]int
 	empty               chan struct{} // closed while byID is empty
 }
@@ -193,6 +199,14 @@ func (m *Manager) Open(c Client, clientAddr string, log *slog.Logger) *Terminal 
 	return t
 }
 
+// clientKey is the key of the client at addr (Config.ClientKey).
+func (m *Manager) clientKey(addr string) string {
+	if m.cfg.ClientKey == nil {
+		return addr
+	}
+	return m.cfg.ClientKey(addr)
+}
+
 // mayStart reports whether a terminal may start a session.
 func (m *Manager) mayStart() bool {
 	m.mu.Lock()
@@ -210,7 +224,7 @@ func (m *Manager) forget(t *Terminal) {
 	}
 	m.forgetResume(t)
 	if t.borrowed != nil {
-		count(m.borrowers, t.addr, -1)
+		count(m.borrowers, m.clientKey(t.addr), -1)
 	}
 	if len(m.byID) == 0 {
 		close(m.empty)

@@ -74,8 +74,8 @@ type resumeState struct {
 	// evAttach: set by takeResumeToken, cleared by attach, or by finish,
 	// which refuses it (the event may come too late, or never be handled).
 	resumer atomic.Pointer[Terminal]
-	// holder is the address of the client that holds the session, or
-	// left it; counted in Manager.detached while detached.
+	// holder is the key (Config.ClientKey) of the client that holds the
+	// session, or left it; counted in Manager.detached while detached.
 	holder  string
 	counted bool
 }
@@ -127,7 +127,7 @@ func (t *Terminal) optIn(resume bool, id string) {
 	t.rs = &resumeState{
 		log:    newReplay(t.client, t.m.cfg.ResumeBuffer, len(t.m.cfg.OutputTail)),
 		creds:  sha256.Sum256([]byte(id)),
-		holder: t.addr,
+		holder: t.m.clientKey(t.addr),
 	}
 	t.link.attached.Store(t)
 	t.link.resumable.Store(true)
@@ -254,7 +254,7 @@ func (t *Terminal) attach(from *Terminal, last uint64) {
 		t.rs.expiry.Stop()
 	}
 	t.countDetached(false)
-	t.rs.holder = from.addr
+	t.rs.holder = t.m.clientKey(from.addr)
 	t.rs.detached++
 	t.link.attached.Store(from)
 	t.link.holder.Store(from)
@@ -316,10 +316,11 @@ func (t *Terminal) countDetached(detached bool) {
 // address has a detached terminal to resume that no other such client
 // has taken up. m.mu is held.
 func (m *Manager) borrow(t *Terminal, refused error) bool {
-	if m.borrowers[t.addr] >= m.detached[t.addr] {
+	key := m.clientKey(t.addr)
+	if m.borrowers[key] >= m.detached[key] {
 		return false
 	}
-	count(m.borrowers, t.addr, 1)
+	count(m.borrowers, key, 1)
 	t.borrowed = refused
 	return true
 }

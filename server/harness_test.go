@@ -20,6 +20,7 @@ import (
 	"github.com/alfresco-ssh/alfresco-ssh/internal/sshdtest"
 	"github.com/alfresco-ssh/alfresco-ssh/internal/syncbuf"
 	"github.com/alfresco-ssh/alfresco-ssh/internal/testdeps"
+	"github.com/alfresco-ssh/alfresco-ssh/internal/waitfor"
 )
 
 // Helpers for the integration tests: a gateway on 127.0.0.1:0 and the real
@@ -123,6 +124,17 @@ func runClient(t testing.TB, sc scenario) *result {
 
 // pendingClient is a scenario running in the background.
 type pendingClient chan clientOutcome
+
+// waitLetIn waits until the gateway has let in n sockets. A socket's
+// CONNECT reply leaves before the server takes it up, so the server may
+// take up sockets in another order than they connect: a test that needs
+// one let in before the next comes waits for it.
+func (g *gateway) waitLetIn(t *testing.T, n int) {
+	t.Helper()
+	waitfor.Cond(t, fmt.Sprintf("%d sockets let in", n), func() bool {
+		return strings.Count(g.logs.String(), `msg="socket connected"`) >= n
+	})
+}
 
 type clientOutcome struct {
 	r   *result

@@ -157,6 +157,7 @@ func TestSocketLimits(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	first := mustOpenSocket(t, ctx, g.url)
+	g.waitLetIn(t, 1)
 	const n = 19
 	var wg sync.WaitGroup
 	var mu sync.Mutex

@@ -166,9 +166,7 @@ func TestResumeAtLimit(t *testing.T) {
 
 	// One socket is let in; it cannot start a session of its own.
 	starter := mustOpenSocket(t, ctx, g.url)
-	// The server may take up sockets in another order than they connect:
-	// the starter must be let in before the next one comes.
-	waitfor.Cond(t, "the starter let in", func() bool { return strings.Count(g.logs.String(), `msg="socket connected"`) == 2 })
+	g.waitLetIn(t, 2)
 	extra := mustOpenSocket(t, ctx, g.url)
 	if out, err := extra.closing(); err != nil || !strings.Contains(out, refusal) {
 		t.Errorf("a second socket while one is let in to resume: got %q, %v; want the refusal", out, err)

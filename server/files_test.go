@@ -23,7 +23,7 @@ type rawTerminal struct {
 }
 
 // openRawTerminal creates credentials for sshd, starts a session and waits
-// for connection-ready.
+// for connection-ready and the shell's prompt.
 func openRawTerminal(t *testing.T, g *gateway, sshd *sshdtest.Server) *rawTerminal {
 	t.Helper()
 	id := g.create(t, passwordLogin(sshd))
@@ -38,7 +38,10 @@ func openRawTerminal(t *testing.T, g *gateway, sshd *sshdtest.Server) *rawTermin
 	if err := c.send("40/ssh,"); err != nil {
 		t.Fatal(err)
 	}
+	prompted := false
 	r.until(t, func(p string) bool {
+		// The prompt too: the shell is quiet from then on.
+		prompted = prompted || strings.HasPrefix(p, `42/ssh,["ssh-output"`) && strings.Contains(p, "alfresco-test$ ")
 		if strings.HasPrefix(p, "40/ssh,{") {
 			if err := c.send(`42/ssh,["start-session",{"credentials_uuid":"` + id + `"}]`); err != nil {
 				t.Fatal(err)
@@ -50,9 +53,8 @@ func openRawTerminal(t *testing.T, g *gateway, sshd *sshdtest.Server) *rawTermin
 			if err := json.Unmarshal(ev[1], &r.ready); err != nil {
 				t.Fatalf("connection-ready payload %s: %v", ev[1], err)
 			}
-			return true
 		}
-		return false
+		return r.ready != nil && prompted
 	})
 	return r
 }

@@ -38,12 +38,16 @@ func TestBrowserEndedTerminal(t *testing.T) {
 	p := newPage(t, pageOptions{})
 	openTerminal(t, p, g.url+"/?connection="+g.createCredentials(t, login(sshd)))
 	p.waitFor("a cursor", cursorShownJS, nil)
+	// The cursor can be drawn before the prompt is.
 	var before []int
-	p.eval(colourOfJS, "alfresco-test$", &before)
+	if err := json.Unmarshal(p.waitFor("the prompt drawn", colourOfJS, "alfresco-test$"), &before); err != nil {
+		t.Fatal(err)
+	}
 	p.run("exit")
 	p.waitLine("Connection closed.")
 	p.waitFor("the page to end the session", `() => window.alfresco.state === "ended"`, nil)
 	p.waitFor("the cursor to go", `() => !(`+cursorShownJS+`)()`, nil)
+	p.waitFor("the closing message drawn", colourOfJS, "Connection closed.")
 	var state struct {
 		Blink        bool
 		Prompt, Red  []int

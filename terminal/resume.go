@@ -56,7 +56,7 @@ type link struct {
 	// while detached.
 	attached atomic.Pointer[Terminal]
 	// holder is the terminal whose client held this one last, once a
-	// resume has moved it (Info's Client is that client's address).
+	// resume has moved it (see clientAddr).
 	holder atomic.Pointer[Terminal]
 	// gone is set when this terminal's client has left (Stop with
 	// ErrClientGone), possibly before a resume reached the other terminal.
@@ -74,9 +74,8 @@ type resumeState struct {
 	// evAttach: set by takeResumeToken, cleared by attach, or by finish,
 	// which refuses it (the event may come too late, or never be handled).
 	resumer atomic.Pointer[Terminal]
-	// holder is the key (Config.ClientKey) of the client that holds the
-	// session, or left it; counted in Manager.detached while detached.
-	holder  string
+	// counted: the terminal is counted in Manager.detached, under the
+	// key of its clientAddr.
 	counted bool
 }
 
@@ -125,9 +124,8 @@ func (t *Terminal) optIn(resume bool, id string) {
 		return
 	}
 	t.rs = &resumeState{
-		log:    newReplay(t.client, t.m.cfg.ResumeBuffer, len(t.m.cfg.OutputTail)),
-		creds:  sha256.Sum256([]byte(id)),
-		holder: t.m.clientKey(t.addr),
+		log:   newReplay(t.client, t.m.cfg.ResumeBuffer, len(t.m.cfg.OutputTail)),
+		creds: sha256.Sum256([]byte(id)),
 	}
 	t.link.attached.Store(t)
 	t.link.resumable.Store(true)
@@ -253,8 +251,7 @@ func (t *Terminal) attach(from *Terminal, last uint64) {
 	if t.rs.expiry != nil {
 		t.rs.expiry.Stop()
 	}
-	t.countDetached(false)
-	t.rs.holder = t.m.clientKey(from.addr)
+	t.countDetached(false) // under the former client's key
 	t.rs.detached++
 	t.link.attached.Store(from)
 	t.link.holder.Store(from)
@@ -297,6 +294,15 @@ func (t *Terminal) endResume() {
 // terminals than such clients: the limits stay bounded, and the session
 // it resumes holds the slot.
 
+// clientAddr is the address of the client that holds the session, or
+// left it: the first one's until a resume.
+func (t *Terminal) clientAddr() string {
+	if h := t.link.holder.Load(); h != nil {
+		return h.addr
+	}
+	return t.addr
+}
+
 // countDetached counts t in Manager.detached, or no longer.
 func (t *Terminal) countDetached(detached bool) {
 	if t.rs.counted == detached {
@@ -308,7 +314,7 @@ func (t *Terminal) countDetached(detached bool) {
 		n = -1
 	}
 	t.m.mu.Lock()
-	count(t.m.detached, t.rs.holder, n)
+	count(t.m.detached, t.m.clientKey(t.clientAddr()), n)
 	t.m.mu.Unlock()
 }
 

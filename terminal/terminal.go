@@ -196,14 +196,11 @@ func (t *Terminal) Touch() { t.lastActive.Store(time.Now().UnixNano()) }
 func (t *Terminal) Info() Info {
 	info := Info{
 		ID:       t.id,
-		Client:   t.addr,
+		Client:   t.clientAddr(),
 		BytesIn:  t.bytesIn.Load(),
 		BytesOut: t.bytesOut.Load(),
 		State:    t.State(),
 		Active:   time.Unix(0, t.lastActive.Load()),
-	}
-	if h := t.link.holder.Load(); h != nil {
-		info.Client = h.addr
 	}
 	if md := t.meta.Load(); md != nil {
 		info.Target, info.User, info.Auth, info.HostKey, info.Started = md.target, md.user, md.auth, md.hostKey, md.started

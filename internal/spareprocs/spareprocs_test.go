@@ -6,7 +6,11 @@ import (
 )
 
 func TestSet(t *testing.T) {
+	// The runtime's default, whatever GOMAXPROCS this test process got.
+	orig := runtime.GOMAXPROCS(0)
+	t.Cleanup(func() { runtime.GOMAXPROCS(orig) })
 	t.Setenv("GOMAXPROCS", "")
+	runtime.SetDefaultGOMAXPROCS()
 	base := runtime.GOMAXPROCS(0)
 	check := func(what string, want int) {
 		t.Helper()

@@ -140,7 +140,7 @@ func connect(ctx context.Context, dial func(ctx context.Context, network, addr s
 
 // start runs the SSH handshake on conn and opens the shell.
 func start(conn net.Conn, addr string, cc *ssh.ClientConfig, term string, size WindowSize) (*Session, error) {
-	c, chans, reqs, err := ssh.NewClientConn(conn, addr, cc)
+	c, chans, reqs, err := ssh.NewClientConn(newPacedConn(conn), addr, cc)
 	if err != nil {
 		return nil, classifyHandshakeErr(err)
 	}

@@ -180,6 +180,9 @@ type login struct {
 	port     int
 	user     string
 	password string
+	// textOutput: the gateway client takes output as text messages, as
+	// old clients do, not as bytes (binary_output), as the stock page does.
+	textOutput bool
 }
 
 func (l login) addr() string { return net.JoinHostPort(l.host, fmt.Sprint(l.port)) }
@@ -324,8 +327,9 @@ func createCredentials(ctx context.Context, base string, l login) (string, error
 }
 
 // connectGateway opens a Socket.IO connection to /ssh, sends start-session
-// for id, and returns at once; ready is closed on connection-ready.
-func connectGateway(base, id string, connectTimeout time.Duration) (*gatewayTerminal, error) {
+// for id (opting in to binary output if asked), and returns at once; ready
+// is closed on connection-ready.
+func connectGateway(base, id string, connectTimeout time.Duration, binary bool) (*gatewayTerminal, error) {
 	opts := sio.DefaultOptions()
 	opts.SetTransports(types.NewSet(sio.WebSocket))
 	opts.SetForceNew(true) // one engine connection per terminal, as browsers do
@@ -342,7 +346,11 @@ func connectGateway(base, id string, connectTimeout time.Duration) (*gatewayTerm
 		t.mu.Lock()
 		t.connected = time.Now()
 		t.mu.Unlock()
-		sock.Emit("start-session", map[string]any{"credentials_uuid": id})
+		start := map[string]any{"credentials_uuid": id}
+		if binary {
+			start["binary_output"] = true
+		}
+		sock.Emit("start-session", start)
 	})
 	sock.On("connect_error", func(args ...any) {
 		err := fmt.Errorf("socket.io connect error: %v", args)
@@ -357,6 +365,10 @@ func connectGateway(base, id string, connectTimeout time.Duration) (*gatewayTerm
 	})
 	sock.On("ssh-output", func(args ...any) {
 		m, _ := args[0].(map[string]any)
+		if b, ok := m["output"].(types.BufferInterface); ok {
+			t.out.write(b.Bytes())
+			return
+		}
 		text, _ := m["output"].(string)
 		if _, isClosing := m["timeout"]; isClosing {
 			t.mu.Lock()
@@ -485,7 +497,7 @@ func openGateway(ctx context.Context, base string, l login, timeout time.Duratio
 	if err != nil {
 		return nil, err
 	}
-	t, err := connectGateway(base, id, timeout)
+	t, err := connectGateway(base, id, timeout, !l.textOutput)
 	if err != nil {
 		return nil, err
 	}

@@ -371,15 +371,23 @@ func (b *bench) openGatewayOn(g *gatewayProc) func(context.Context) (terminal, e
 	}
 }
 
+// openAtPrompt opens a terminal and waits for its prompt.
+func (b *bench) openAtPrompt(ctx context.Context, open func(context.Context) (terminal, error)) (terminal, error) {
+	t, err := open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err = t.output().waitForString(ctx, keyTimeout, prompt); err != nil {
+		t.close()
+		return nil, err
+	}
+	return t, nil
+}
+
 // openPair opens one direct and one gateway terminal, each at its prompt.
 func (b *bench) openPair(ctx context.Context) (direct, gateway terminal, err error) {
 	for i, open := range []func(context.Context) (terminal, error){b.openDirect, b.openGatewayOn(b.gw)} {
-		t, err := open(ctx)
-		if err == nil {
-			if _, err = t.output().waitForString(ctx, keyTimeout, prompt); err != nil {
-				t.close()
-			}
-		}
+		t, err := b.openAtPrompt(ctx, open)
 		if err != nil {
 			if direct != nil {
 				direct.close()
@@ -404,7 +412,7 @@ func (b *bench) protocolCheck(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	t, err := connectGateway(b.gw.url, id, keyTimeout)
+	t, err := connectGateway(b.gw.url, id, keyTimeout, false)
 	if err != nil {
 		return err
 	}
@@ -433,7 +441,7 @@ func (b *bench) protocolCheck(ctx context.Context) error {
 		return fmt.Errorf("disconnect reason: got %q, want %q", reason, "io server disconnect")
 	}
 	// Used credentials are refused with the closing message too.
-	t2, err := connectGateway(b.gw.url, id, keyTimeout)
+	t2, err := connectGateway(b.gw.url, id, keyTimeout, false)
 	if err != nil {
 		return err
 	}
@@ -487,6 +495,15 @@ func (b *bench) echoAndOutput(ctx context.Context) error {
 		b.res.Echo = r
 	}
 	if b.cfg.wants("output") {
+		textLogin := b.login
+		textLogin.textOutput = true
+		text, err := b.openAtPrompt(ctx, func(ctx context.Context) (terminal, error) {
+			return openGateway(ctx, b.gw.url, textLogin, b.cfg.sshTimeout+30*time.Second)
+		})
+		if err != nil {
+			return fmt.Errorf("gateway, text output: %w", err)
+		}
+		defer text.close()
 		r := &outputResult{FileBytes: int(b.cfg.outputMB * 1e6)}
 		if err := b.gw.profStart(ctx, "output"); err != nil {
 			return err
@@ -506,6 +523,10 @@ func (b *bench) echoAndOutput(ctx context.Context) error {
 				if err != nil {
 					return fmt.Errorf("%s: %w", side, err)
 				}
+			}
+			b.logf("output run %d: gateway, text messages, %.0f MB", run+1, b.cfg.outputMB)
+			if pr.Text, err = printFile(ctx, text, b.dataPath, b.want, b.gw.pid()); err != nil {
+				return fmt.Errorf("gateway, text output: %w", err)
 			}
 			r.Runs = append(r.Runs, pr)
 		}
@@ -678,7 +699,7 @@ func (b *bench) isolation(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	hanging, err := connectGateway(b.gw.url, id, keyTimeout)
+	hanging, err := connectGateway(b.gw.url, id, keyTimeout, false)
 	if err != nil {
 		return err
 	}

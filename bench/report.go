@@ -74,6 +74,9 @@ type echoResult struct {
 type outputPair struct {
 	Direct  outputRun `json:"direct"`
 	Gateway outputRun `json:"gateway"`
+	// Text is the gateway with output as text messages, as old clients
+	// get it (Gateway opts in to binary output, as the stock page does).
+	Text outputRun `json:"gateway_text"`
 }
 
 type outputResult struct {
@@ -218,6 +221,10 @@ func (res *results) rows() []row {
 			newRow("output (MB/s, byte-exact)", "%.1f", d, g).target(">= 75% of direct", g >= 0.75*d),
 			newRow("gateway CPU (s per MB)", "%.4f", nan,
 				medianOf(o.Runs, func(p outputPair) float64 { return p.Gateway.GatewayCPUPMB })),
+			newRow("output as text messages, old clients (MB/s)", "%.1f", d,
+				medianOf(o.Runs, func(p outputPair) float64 { return p.Text.MBps })),
+			newRow("gateway CPU, text messages (s per MB)", "%.4f", nan,
+				medianOf(o.Runs, func(p outputPair) float64 { return p.Text.GatewayCPUPMB })),
 			newRow("client CPU (s per MB)", "%.4f",
 				medianOf(o.Runs, func(p outputPair) float64 { return p.Direct.ClientCPU / (float64(p.Direct.Bytes) / 1e6) }),
 				medianOf(o.Runs, func(p outputPair) float64 { return p.Gateway.ClientCPU / (float64(p.Gateway.Bytes) / 1e6) })),

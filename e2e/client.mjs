@@ -45,6 +45,8 @@
 //                     null if never connected
 //   output            every ssh-output text but the closing one, concatenated
 //   outputEvents      how many ssh-output events that is
+//   binaryEvents      how many of them came as bytes (start-session with
+//                     "binary_output": true), decoded as one UTF-8 stream
 //   closing           the closing message {"output", "timeout"} (an ssh-output
 //                     whose payload has the key "timeout"), or null
 //   disconnectReason  reason of a disconnect that happened before the script
@@ -118,6 +120,7 @@ async function runScenario(scenario) {
     transport: null,
     output: "",
     outputEvents: 0,
+    binaryEvents: 0,
     closing: null,
     disconnectReason: null,
     events: [],
@@ -207,6 +210,8 @@ async function runScenario(scenario) {
     let connectError = null;
     let disconnected = false;
     let outputLength = 0; // result.output.length, for cheap change checks
+    const binaryOutput = scenario.start != null && scenario.start.binary_output === true;
+    const decoder = new TextDecoder(); // of binary output, across messages
 
     socket = io(scenario.url.replace(/\/+$/, "") + "/ssh", {
       transports,
@@ -245,10 +250,15 @@ async function runScenario(scenario) {
         result.ready = true;
         result.readyKeys = Object.keys(p).sort();
       } else if (event === "ssh-output") {
-        if (typeof p.output !== "string") {
+        let text = "";
+        if (typeof p.output === "string") {
+          text = p.output;
+        } else if (binaryOutput && !("timeout" in p) && ArrayBuffer.isView(p.output)) {
+          text = decoder.decode(p.output, { stream: true });
+          result.binaryEvents++;
+        } else {
           result.protocolErrors.push(`ssh-output: output is ${typeof p.output}`);
         }
-        const text = typeof p.output === "string" ? p.output : "";
         if ("timeout" in p) {
           if (typeof p.timeout !== "boolean") {
             result.protocolErrors.push(`ssh-output: timeout is ${JSON.stringify(p.timeout)}`);

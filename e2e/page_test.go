@@ -190,6 +190,12 @@ func TestBrowser(t *testing.T) {
 		}
 	})
 
+	t.Run("binary output", func(t *testing.T) {
+		p := newPage(t, pageOptions{})
+		openTerminal(t, p, g.url+"/?connection="+g.createCredentials(t, login(sshd)))
+		checkBinaryOutput(t, p)
+	})
+
 	t.Run("multi-byte output", func(t *testing.T) {
 		p := newPage(t, pageOptions{})
 		openTerminal(t, p, g.url+"/?connection="+g.createCredentials(t, login(sshd)))
@@ -261,6 +267,44 @@ func TestBrowser(t *testing.T) {
 			}
 		}
 	})
+}
+
+// checkBinaryOutput: the stock page opts in to binary output, so a flood
+// of multi-byte text comes as bytes, split between messages anywhere, and
+// xterm.js decodes it whole: every line on the screen and in the
+// scrollback is intact.
+func checkBinaryOutput(t *testing.T, p *page) {
+	t.Helper()
+	p.eval(`() => {
+		window.__output = {binary: 0, text: 0};
+		window.alfresco.socket.on("ssh-output", (d) => { window.__output[d.output instanceof ArrayBuffer ? "binary" : "text"]++; });
+	}`, nil, nil)
+	const n = 3000
+	tag := randomTag()
+	p.run(fmt.Sprintf(`for i in $(seq %d); do printf '\303\251\342\202\254\360\237\230\200 %%s\n' $i; done; echo done-%s`, n, tag))
+	p.waitLine("done-" + tag)
+	var lines []string
+	p.eval(`() => `+linesJS, nil, &lines)
+	next := 0
+	for _, l := range lines {
+		if next == 0 && l == "é€😀 1" {
+			next = 1
+		}
+		if next > 0 && next <= n {
+			if want := fmt.Sprintf("é€😀 %d", next); l != want {
+				t.Fatalf("line %d: got %q, want %q", next, l, want)
+			}
+			next++
+		}
+	}
+	if next != n+1 {
+		t.Fatalf("got %d intact lines of %d", next-1, n)
+	}
+	var counts struct{ Binary, Text int }
+	p.eval(`() => window.__output`, nil, &counts)
+	if counts.Binary == 0 || counts.Text != 0 {
+		t.Errorf("got %d binary and %d text output messages, want binary only", counts.Binary, counts.Text)
+	}
 }
 
 // cellWidth is how many terminal cells a character of the multi-byte test

@@ -11,7 +11,8 @@ import (
 )
 
 // Resume (PROTOCOL.md, Extensions): start-session may opt in with
-// "resume": true; resume-session {resume_token, seq} takes a detached
+// "resume": true (and to binary output with "binary_output": true);
+// resume-session {resume_token, seq} takes a detached
 // session back; ssh-ack {seq} acknowledges output. The terminal package
 // does the rest.
 
@@ -23,10 +24,8 @@ func onSessionEvents(sock *socket.Socket, log *slog.Logger, t *terminal.Terminal
 		case err != nil:
 			log.Debug("rejected start-session", "err", err)
 			t.Start("") // the closing message says why
-		case r.resume:
-			t.StartResumable(r.id)
 		default:
-			t.Start(r.id)
+			t.StartWith(r.id, r.opts)
 		}
 	})
 	on(sock, log, "resume-session", decodeResume, func(r resumeRequest) { t.Resume(r.token, r.seq) })
@@ -34,11 +33,12 @@ func onSessionEvents(sock *socket.Socket, log *slog.Logger, t *terminal.Terminal
 }
 
 type startRequest struct {
-	id     string
-	resume bool
+	id   string
+	opts terminal.StartOptions
 }
 
-// decodeStartSession is decodeStart with the opt-in: "resume": true.
+// decodeStartSession is decodeStart with the opt-ins: "resume": true,
+// "binary_output": true.
 func decodeStartSession(args []any) (startRequest, error) {
 	id, err := decodeStart(args)
 	if err != nil {
@@ -46,7 +46,8 @@ func decodeStartSession(args []any) (startRequest, error) {
 	}
 	m, _ := payload(args)
 	resume, _ := m["resume"].(bool)
-	return startRequest{id: id, resume: resume}, nil
+	binary, _ := m["binary_output"].(bool)
+	return startRequest{id: id, opts: terminal.StartOptions{Resume: resume, Binary: binary}}, nil
 }
 
 type resumeRequest struct {

@@ -282,6 +282,7 @@ func New(cfg Config) (*Server, error) {
 		MaxSessionDuration: cfg.MaxSessionDuration,
 		OutputHead:         outputHead,
 		OutputTail:         outputTail,
+		BinaryHead:         binaryHead,
 		Observers:          cfg.Observers,
 		ResumeWindow:       cfg.ResumeWindow,
 		ResumeBuffer:       cfg.ResumeBuffer,

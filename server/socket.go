@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -124,14 +125,20 @@ func (s *Server) admitSession(ctx context.Context, client string, target sshbrid
 }
 
 // outputHead and outputTail frame the payload of an ssh-output packet of
-// the namespace, which terminals write directly.
+// the namespace, which terminals write directly; binaryHead starts the
+// header of one with an attachment (a BINARY_EVENT with one attachment).
 const (
 	outputHead = "2" + namespace + `,["ssh-output",`
+	binaryHead = "51-" + namespace + `,["ssh-output",`
 	outputTail = "]"
 )
 
 // socketClient adapts a Socket.IO socket to terminal.Client.
 type socketClient struct {
+	// mu keeps each message's packets together on the connection: a
+	// binary message's header and attachment must not have another
+	// message between them.
+	mu   sync.Mutex
 	sock *socket.Socket
 	// written is the terminal's send callback (a func()), called again
 	// when an upgrade may have lost it.
@@ -147,25 +154,41 @@ type socketClient struct {
 // written (see serialPolling), and the engine pairs callbacks with
 // writes by order ever after.
 func (c *socketClient) Output(packet []byte, written func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	conn := c.sock.Conn()
+	conn.Write(types.NewStringBuffer(packet), nil, c.sent(conn, packet, written))
+}
+
+// OutputBinary writes the header of a binary ssh-output message and its
+// attachment; data is recycled as Output's packet is.
+func (c *socketClient) OutputBinary(head, data []byte, written func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	conn := c.sock.Conn()
+	conn.Write(types.NewStringBuffer(head), nil, nil)
+	conn.Write(types.NewBytesBuffer(data), nil, c.sent(conn, data, written))
+}
+
+// sent returns the send callback of a message whose last packet is p.
+func (c *socketClient) sent(conn engine.Socket, p []byte, written func()) func(transports.Transport) {
 	t := conn.Transport()
 	recycle := !conn.Upgraded() && t != nil && t.Name() == transports.WEBSOCKET
-	var done func(transports.Transport)
+	if written != nil {
+		c.written.Store(written)
+	}
 	switch {
 	case recycle:
-		done = func(transports.Transport) {
-			terminal.Recycle(packet)
+		return func(transports.Transport) {
+			terminal.Recycle(p)
 			if written != nil {
 				written()
 			}
 		}
 	case written != nil:
-		done = func(transports.Transport) { written() }
+		return func(transports.Transport) { written() }
 	}
-	if written != nil {
-		c.written.Store(written)
-	}
-	conn.Write(types.NewStringBuffer(packet), nil, done)
+	return nil
 }
 
 func (c *socketClient) unstall() {
@@ -183,13 +206,17 @@ func (c *socketClient) Ready(r terminal.Ready) {
 	if r.ResumeToken != "" && c.node != "" {
 		payload["node"] = c.node
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.sock.Emit("connection-ready", payload)
 }
 
 // Close disconnects the socket; a client that does not leave is cut off
 // after backstopDelay.
 func (c *socketClient) Close() {
+	c.mu.Lock()
 	c.sock.Disconnect(false)
+	c.mu.Unlock()
 	conn := c.sock.Conn()
 	time.AfterFunc(backstopDelay, func() { conn.Close(false) })
 }

@@ -517,7 +517,7 @@
     fitAddon.fit();
     lastSize = { cols: term.cols, rows: term.rows };
     socket.emit("resize", lastSize); // the server opens the PTY at this size
-    socket.emit("start-session", { credentials_uuid: credentialsId, resume: true });
+    socket.emit("start-session", { credentials_uuid: credentialsId, resume: true, binary_output: true });
   });
 
   socket.on("connection-ready", function (data) {
@@ -563,7 +563,18 @@
   });
 
   socket.on("ssh-output", function (data) {
-    if (alfresco.state === "ended" || !data || typeof data.output !== "string") {
+    if (alfresco.state === "ended" || !data) {
+      return;
+    }
+    // Terminal output comes as bytes (binary_output), which xterm.js
+    // decodes as one UTF-8 stream; notices and the closing message, and
+    // all output from a server without the extension, as text.
+    let output = data.output;
+    if (output instanceof ArrayBuffer) {
+      output = new Uint8Array(output);
+    } else if (ArrayBuffer.isView(output)) {
+      output = new Uint8Array(output.buffer, output.byteOffset, output.byteLength);
+    } else if (typeof output !== "string") {
       return;
     }
     const seq = typeof data.seq === "number" ? data.seq : 0;
@@ -579,20 +590,21 @@
       // The closing message, already red: keep it on screen and stop.
       closingSeen = true;
       clearWait();
-      term.write(blank ? data.output.replace(/^[\r\n]+/, "") : data.output);
-      end("", data.output.replace(ANSI_SEQUENCE, "").trim());
+      const text = typeof output === "string" ? output : new TextDecoder().decode(output);
+      term.write(blank ? text.replace(/^[\r\n]+/, "") : text);
+      end("", text.replace(ANSI_SEQUENCE, "").trim());
       return;
     }
     clearWait();
-    if (data.output) {
+    if (output.length) {
       blank = false;
     }
     if (seq) {
       shownSeq = seq;
-      const size = data.output.length;
-      term.write(data.output, function () { outputParsed(seq, size); });
+      const size = output.length;
+      term.write(output, function () { outputParsed(seq, size); });
     } else {
-      term.write(data.output);
+      term.write(output);
     }
     if (nudgedAt && Date.now() - nudgedAt >= NUDGE_SETTLE_MS) {
       unnudgeSize();

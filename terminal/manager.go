@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -74,6 +75,10 @@ type Config struct {
 	// payload object of an ssh-output message ({"output": ...}); packets
 	// are built with them in one pass, so output is copied once.
 	OutputHead, OutputTail string
+	// BinaryHead is the client's framing before the payload object of a
+	// binary ssh-output message (StartOptions.Binary), whose "output" is
+	// the placeholder of its one attachment; OutputTail ends it too.
+	BinaryHead string
 	// FilesTokens gives every running terminal a files token, sent in
 	// connection-ready and looked up by FilesTerminal.
 	FilesTokens bool
@@ -116,8 +121,10 @@ type Manager struct {
 	capacity capacityLog
 	input    atomic.Uint64 // bytes of terminal input, all terminals
 
-	// Packet framing, from cfg: before and after the escaped output.
-	head, tail []byte
+	// Packet framing, from cfg: before and after the escaped output, and
+	// the whole header of a binary message (its capacity is its length,
+	// so that numbering it copies).
+	head, tail, binHead []byte
 
 	mu       sync.Mutex
 	closed   bool // Shutdown: no new terminals
@@ -150,6 +157,7 @@ func NewManager(cfg Config) *Manager {
 		cfg:           cfg,
 		head:          []byte(cfg.OutputHead + `{"output":"`),
 		tail:          []byte(`"}` + cfg.OutputTail),
+		binHead:       slices.Clip([]byte(cfg.BinaryHead + `{"output":{"_placeholder":true,"num":0}}` + cfg.OutputTail)),
 		byID:          make(map[string]*Terminal),
 		byFiles:       make(map[[sha256.Size]byte]*Terminal),
 		byResume:      make(map[[sha256.Size]byte]*Terminal),

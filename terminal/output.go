@@ -166,9 +166,15 @@ func (t *Terminal) pumpEnded(stdout bool, err error) {
 	t.post(event{kind: evPumped, stdout: stdout, err: err})
 }
 
+// The read buffer of a pump: it grows from minBuf to maxBuf while the
+// remote floods, and shrinks back when it idles.
+const minBuf, maxBuf = 512, 256 << 10
+
 // copyOutput is pump's loop.
 func (t *Terminal) copyOutput(ctx context.Context, r io.Reader) error {
-	const minBuf, maxBuf = 512, 256 << 10
+	if t.binary {
+		return t.copyBinary(ctx, r)
+	}
 	var text utf8Stream
 	buf := make([]byte, minBuf)
 	for {
@@ -178,42 +184,103 @@ func (t *Terminal) copyOutput(ctx context.Context, r io.Reader) error {
 			t.bytesOut.Add(uint64(n))
 			t.m.output.Add(uint64(n))
 			if msg, ok := t.m.outputPacket(text.appendJSON(t.m.outputHead(n), buf[:n])); ok {
-				if err := t.sendOutput(ctx, msg); err != nil {
+				if err := t.send(ctx, message{packet: msg}); err != nil {
 					return err
 				}
 			}
 		}
 		if err != nil {
 			if msg, ok := t.m.outputPacket(text.flush(t.m.outputHead(0))); ok {
-				t.sendOutput(ctx, msg)
+				t.send(ctx, message{packet: msg})
 			}
 			if errors.Is(err, io.EOF) {
 				return nil
 			}
 			return err
 		}
-		switch {
-		case n == len(buf) && len(buf) < maxBuf:
-			buf = make([]byte, 2*len(buf))
-		case n < minBuf/2 && len(buf) > minBuf:
-			buf = make([]byte, minBuf)
+		if size := nextSize(len(buf), n); size != len(buf) {
+			buf = make([]byte, size)
 		}
 	}
 }
 
-// sendOutput sends one ssh-output packet once the previous one has been
-// written to the client's transport.
-func (t *Terminal) sendOutput(ctx context.Context, packet []byte) error {
+// nextSize is the size of a pump's next read buffer after a read of n
+// bytes into one of size bytes.
+func nextSize(size, n int) int {
+	switch {
+	case n == size && size < maxBuf:
+		return 2 * size
+	case n < minBuf/2 && size > minBuf:
+		return minBuf
+	}
+	return size
+}
+
+// copyBinary is copyOutput for a client that takes output as bytes
+// (StartOptions.Binary): what a read yields goes out as it is, with no
+// escaping and no copy, and the client decodes the UTF-8 stream itself.
+// Each read gets a new buffer, which the client recycles once written.
+func (t *Terminal) copyBinary(ctx context.Context, r io.Reader) error {
+	size := minBuf
+	for {
+		var buf []byte
+		if size < 1<<minPooled {
+			buf = make([]byte, size) // an idle pump's: small, not pooled
+		} else {
+			buf = packetBuffer(size)[:size]
+		}
+		n, err := r.Read(buf)
+		if n > 0 {
+			t.Touch()
+			t.bytesOut.Add(uint64(n))
+			t.m.output.Add(uint64(n))
+			if err := t.send(ctx, message{packet: t.m.binaryHead(t.rs != nil), data: buf[:n]}); err != nil {
+				return err
+			}
+		} else {
+			Recycle(buf)
+		}
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		size = nextSize(size, n)
+	}
+}
+
+// send sends one ssh-output message of terminal output once the
+// previous one has been written to the client's transport.
+func (t *Terminal) send(ctx context.Context, m message) error {
 	if t.rs != nil {
-		return t.sendResumable(ctx, packet)
+		return t.rs.log.send(ctx, m)
 	}
 	select {
 	case t.gate <- struct{}{}:
 	case <-ctx.Done():
 		return context.Cause(ctx)
 	}
-	t.client.Output(packet, t.written)
+	m.send(t.client, t.written)
 	return nil
+}
+
+// send hands m to c.
+func (m message) send(c Client, written func()) {
+	if m.data != nil {
+		c.OutputBinary(m.packet, m.data, written)
+		return
+	}
+	c.Output(m.packet, written)
+}
+
+// binaryHead returns the header of a binary ssh-output message, to be
+// numbered when it is resumable (a copy then: numbering writes into it).
+func (m *Manager) binaryHead(resumable bool) []byte {
+	if resumable {
+		return append([]byte(nil), m.binHead...)
+	}
+	return m.binHead
 }
 
 // releaseGate lets the next output packet go.

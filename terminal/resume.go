@@ -81,9 +81,7 @@ type resumeState struct {
 
 // StartResumable is Start for a client that opted in to resume; without
 // Config.ResumeWindow it is Start.
-func (t *Terminal) StartResumable(id string) {
-	t.post(event{kind: evStart, text: id, resume: true})
-}
+func (t *Terminal) StartResumable(id string) { t.StartWith(id, StartOptions{Resume: true}) }
 
 // Resume takes back, for this terminal's client, the session of the
 // resume token (resume-session); last is the highest seq the client has
@@ -151,11 +149,6 @@ func (t *Terminal) output(packet []byte) {
 		return
 	}
 	t.client.Output(packet, nil)
-}
-
-// sendResumable is sendOutput for a resumable terminal.
-func (t *Terminal) sendResumable(ctx context.Context, packet []byte) error {
-	return t.rs.log.send(ctx, packet)
 }
 
 // resumeReady fills in what connection-ready says about resume, as the
@@ -421,10 +414,16 @@ type replay struct {
 	kept    int       // bytes of msgs
 }
 
+// message is one numbered ssh-output message: packet is the whole text
+// packet, or, with data, the header of a binary one (binary output)
+// whose attachment is data.
 type message struct {
 	seq    uint64
 	packet []byte
+	data   []byte
 }
+
+func (m message) size() int { return len(m.packet) + len(m.data) }
 
 func newReplay(c Client, limit, tailLen int) *replay {
 	if limit <= 0 {
@@ -433,9 +432,9 @@ func newReplay(c Client, limit, tailLen int) *replay {
 	return &replay{client: c, limit: limit, tailLen: tailLen, wake: make(chan struct{}, 1)}
 }
 
-// send numbers and keeps a packet of terminal output and sends it to the
-// client, once the previous one is written and there is room.
-func (r *replay) send(ctx context.Context, packet []byte) error {
+// send numbers and keeps a message of terminal output and sends it to
+// the client, once the previous one is written and there is room.
+func (r *replay) send(ctx context.Context, m message) error {
 	r.mu.Lock()
 	for (r.unacked >= r.limit && !r.ackless()) || (r.client != nil && r.busy.Load()) {
 		r.mu.Unlock()
@@ -446,29 +445,33 @@ func (r *replay) send(ctx context.Context, packet []byte) error {
 		}
 		r.mu.Lock()
 	}
-	r.add1(packet, true)
+	r.add1(m, true)
 	r.mu.Unlock()
 	return nil
 }
 
-// add numbers and keeps a packet and sends it to the client now.
+// add numbers and keeps a text packet and sends it to the client now.
 func (r *replay) add(packet []byte, gated bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.add1(packet, gated)
+	r.add1(message{packet: packet}, gated)
 }
 
-func (r *replay) add1(packet []byte, gated bool) {
+func (r *replay) add1(m message, gated bool) {
 	r.seq++
-	p := keep(r.number(packet, r.seq)) // the client may recycle what it gets
-	r.msgs = append(r.msgs, message{r.seq, p})
-	r.unacked += len(p)
-	r.kept += len(p)
+	// The client may recycle what it gets: keep copies.
+	m.seq, m.packet = r.seq, keep(r.number(m.packet, r.seq))
+	if m.data != nil {
+		m.data = keep(m.data)
+	}
+	r.msgs = append(r.msgs, m)
+	r.unacked += m.size()
+	r.kept += m.size()
 	if r.ackless() {
 		r.forgetPastLimit()
 	}
 	if r.client != nil {
-		r.output(p, gated)
+		r.output(m, gated)
 	}
 }
 
@@ -479,7 +482,7 @@ func (r *replay) forgetPastLimit() {
 	first := r.seq + 1 - uint64(len(r.msgs))
 	for over > 0 {
 		seq++
-		over -= len(r.msgs[seq-first].packet)
+		over -= r.msgs[seq-first].size()
 	}
 	r.ack1(seq)
 }
@@ -496,16 +499,16 @@ func (r *replay) unreadClient() (read func()) {
 	return func() { r.unread.Add(-1) }
 }
 
-// output hands p to the client; gated, the next output waits until it
+// output hands m to the client; gated, the next output waits until it
 // is written. r.mu is held.
-func (r *replay) output(p []byte, gated bool) {
+func (r *replay) output(m message, gated bool) {
 	var written func()
 	if gated {
 		r.busy.Store(true)
 		gen := r.gen.Load()
 		written = func() { r.written(gen) }
 	}
-	r.client.Output(p, written)
+	m.send(r.client, written)
 }
 
 // number puts "seq": n into a packet: it ends with "}" and the tail.
@@ -548,12 +551,12 @@ func (r *replay) ack1(seq uint64) {
 	}
 	first := r.seq + 1 - uint64(len(r.msgs))
 	for n := max(r.acked+1, first); n <= seq; n++ {
-		r.unacked -= len(r.msgs[n-first].packet)
+		r.unacked -= r.msgs[n-first].size()
 	}
 	r.acked = seq
 	drop := 0
-	for drop < len(r.msgs) && r.msgs[drop].seq <= seq && r.kept-len(r.msgs[drop].packet) >= repaintBytes {
-		r.kept -= len(r.msgs[drop].packet)
+	for drop < len(r.msgs) && r.msgs[drop].seq <= seq && r.kept-r.msgs[drop].size() >= repaintBytes {
+		r.kept -= r.msgs[drop].size()
 		drop++
 	}
 	clear(r.msgs[:drop])
@@ -589,8 +592,8 @@ func (r *replay) attach(c Client, last uint64, ready func(partial bool)) (replay
 	ready(first > last+1)
 	for i, m := range r.msgs {
 		if m.seq > last {
-			replayed += len(m.packet)
-			r.output(m.packet, i == len(r.msgs)-1)
+			replayed += m.size()
+			r.output(m, i == len(r.msgs)-1)
 		}
 	}
 	r.signal()

@@ -17,14 +17,14 @@ func TestReplayBound(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
 	defer cancel()
 	n := 0
-	for r.send(ctx, packet()) == nil {
+	for r.send(ctx, message{packet: packet()}) == nil {
 		n++
 	}
 	if r.unacked >= limit+size+20 || n != 4 {
 		t.Errorf("took %d packets, %d bytes unacknowledged; want 4, under %d", n, r.unacked, limit+size+20)
 	}
 	r.ack(2)
-	if err := r.send(t.Context(), packet()); err != nil {
+	if err := r.send(t.Context(), message{packet: packet()}); err != nil {
 		t.Errorf("send after an ack: %v", err)
 	}
 	if r.seq != 5 || r.acked != 2 || len(r.msgs) != 5 {

@@ -25,6 +25,12 @@ type Client interface {
 	// written may also be called when a transport change may have lost
 	// the callback; extra calls are harmless.
 	Output(packet []byte, written func())
+	// OutputBinary sends one ssh-output message whose output is data,
+	// as an attachment: head is its header, framed with Config.BinaryHead
+	// and OutputTail. written is as for Output; the two never interleave
+	// with other messages. data may be recycled once written is called
+	// (Recycle).
+	OutputBinary(head, data []byte, written func())
 	// Ready sends connection-ready.
 	Ready(Ready)
 	// Close disconnects the client after what was sent.
@@ -116,6 +122,7 @@ type Terminal struct {
 	eofWait *time.Timer
 	moveOn  bool         // the owner continues on a fresh goroutine
 	rs      *resumeState // a resumable terminal's (resume.go)
+	binary  bool         // StartOptions.Binary; set before the pumps start
 	ka      keepalive
 	link    link
 }
@@ -156,7 +163,7 @@ type event struct {
 	dial   *dialResult
 	from   *Terminal // whose client sent it
 	seq    uint64
-	resume bool
+	start  StartOptions
 }
 
 func newTerminal(m *Manager, c Client, addr string, log *slog.Logger) *Terminal {
@@ -212,7 +219,22 @@ func (t *Terminal) Info() Info {
 // Start starts a session with the credentials id (start-session). A
 // second start is ignored. An empty id (a malformed start-session) fails
 // as unknown credentials do.
-func (t *Terminal) Start(id string) { t.post(event{kind: evStart, text: id}) }
+func (t *Terminal) Start(id string) { t.StartWith(id, StartOptions{}) }
+
+// StartOptions are a client's opt-ins to the extensions of start-session.
+type StartOptions struct {
+	// Resume: the session survives the client's leaving (resume.go);
+	// without Config.ResumeWindow it is ignored.
+	Resume bool
+	// Binary: output goes to Client.OutputBinary as the bytes the remote
+	// sent, not escaped into text.
+	Binary bool
+}
+
+// StartWith is Start with the client's opt-ins.
+func (t *Terminal) StartWith(id string, o StartOptions) {
+	t.post(event{kind: evStart, text: id, start: o})
+}
 
 // Resize sets the PTY's size, in order with Input; before the shell is
 // up, it is opened at the last size given.
@@ -278,7 +300,10 @@ func (t *Terminal) handle(e event) {
 	}
 	switch e.kind {
 	case evStart:
-		t.optIn(e.resume, e.text)
+		if t.State() == Waiting {
+			t.binary = e.start.Binary
+		}
+		t.optIn(e.start.Resume, e.text)
 		t.start(e.text)
 	case evResize:
 		t.resize(e.size)

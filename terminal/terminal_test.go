@@ -28,8 +28,9 @@ const waitTimeout = 20 * time.Second
 
 // The framing the tests give the Manager, as server gives Socket.IO's.
 const (
-	head = "HEAD"
-	tail = "TAIL"
+	head       = "HEAD"
+	binaryHead = "BINARY"
+	tail       = "TAIL"
 )
 
 // message is an ssh-output payload as a client reads it.
@@ -37,6 +38,7 @@ type message struct {
 	Output  string `json:"output"`
 	Timeout *bool  `json:"timeout"`
 	Seq     uint64 `json:"seq"` // resume.go
+	Binary  bool   `json:"-"`   // it came as OutputBinary's data
 }
 
 // client is a terminal.Client that records what it is sent. Unless hold
@@ -59,16 +61,47 @@ func newClient(t *testing.T) *client {
 }
 
 func (c *client) Output(packet []byte, written func()) {
+	var m message
+	if c.decode(packet, head, &m) {
+		c.record(m, written)
+	}
+}
+
+// OutputBinary records data as the output; the header must hold the
+// attachment's placeholder.
+func (c *client) OutputBinary(packet, data []byte, written func()) {
+	var m struct {
+		message
+		Output struct {
+			Placeholder bool `json:"_placeholder"`
+			Num         *int `json:"num"`
+		} `json:"output"`
+	}
+	if c.decode(packet, binaryHead, &m) {
+		if !m.Output.Placeholder || m.Output.Num == nil || *m.Output.Num != 0 {
+			c.t.Errorf("binary header %q: no placeholder of attachment 0", packet)
+		}
+		m.message.Output, m.Binary = string(data), true
+		c.record(m.message, written)
+		terminal.Recycle(data) // as the server does: the terminal must not reuse it
+	}
+}
+
+// decode parses a packet framed by head and tail into m.
+func (c *client) decode(packet []byte, head string, m any) bool {
 	s := string(packet)
 	if !strings.HasPrefix(s, head) || !strings.HasSuffix(s, tail) {
 		c.t.Errorf("packet %q: not framed by %q and %q", s, head, tail)
-		return
+		return false
 	}
-	var m message
-	if err := json.Unmarshal([]byte(s[len(head):len(s)-len(tail)]), &m); err != nil {
+	if err := json.Unmarshal([]byte(s[len(head):len(s)-len(tail)]), m); err != nil {
 		c.t.Errorf("packet %q: %v", s, err)
-		return
+		return false
 	}
+	return true
+}
+
+func (c *client) record(m message, written func()) {
 	c.update(func() {
 		c.messages = append(c.messages, m)
 		if written != nil && c.hold {
@@ -237,6 +270,7 @@ func newFixture(t *testing.T, change func(*terminal.Config)) *fixture {
 		SSH:         sshbridge.Config{Term: "xterm", Timeout: waitTimeout},
 		Credentials: f.creds,
 		OutputHead:  head,
+		BinaryHead:  binaryHead,
 		OutputTail:  tail,
 		Observers:   []terminal.Observer{f.obs},
 	}

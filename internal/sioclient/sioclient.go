@@ -67,6 +67,7 @@ type Result struct {
 	Transport    string   `json:"transport"`
 	Output       string   `json:"output"`
 	OutputEvents int      `json:"outputEvents"`
+	BinaryEvents int      `json:"binaryEvents"`
 	Closing      *struct {
 		Output  string `json:"output"`
 		Timeout bool   `json:"timeout"`

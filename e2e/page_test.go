@@ -281,7 +281,7 @@ func checkBinaryOutput(t *testing.T, p *page) {
 	}`, nil, nil)
 	const n = 3000
 	tag := randomTag()
-	p.run(fmt.Sprintf(`for i in $(seq %d); do printf '\303\251\342\202\254\360\237\230\200 %%s\n' $i; done; echo done-%s`, n, tag))
+	p.run(fmt.Sprintf(`awk 'BEGIN { for (i = 1; i <= %d; i++) printf "\303\251\342\202\254\360\237\230\200 %%d\n", i }'; echo done-%s`, n, tag))
 	p.waitLine("done-" + tag)
 	var lines []string
 	p.eval(`() => `+linesJS, nil, &lines)
@@ -302,8 +302,8 @@ func checkBinaryOutput(t *testing.T, p *page) {
 	}
 	var counts struct{ Binary, Text int }
 	p.eval(`() => window.__output`, nil, &counts)
-	if counts.Binary == 0 || counts.Text != 0 {
-		t.Errorf("got %d binary and %d text output messages, want binary only", counts.Binary, counts.Text)
+	if counts.Binary == 0 || counts.Text == 0 {
+		t.Errorf("got %d binary and %d text output messages, want the flood as bytes, the echoes as text", counts.Binary, counts.Text)
 	}
 }
 

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
 	"sync"
@@ -157,37 +158,62 @@ func (c *socketClient) Output(packet []byte, written func()) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	conn := c.sock.Conn()
-	conn.Write(types.NewStringBuffer(packet), nil, c.sent(conn, packet, written))
-}
-
-// OutputBinary writes the header of a binary ssh-output message and its
-// attachment; data is recycled as Output's packet is.
-func (c *socketClient) OutputBinary(head, data []byte, written func()) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	conn := c.sock.Conn()
-	conn.Write(types.NewStringBuffer(head), nil, nil)
-	conn.Write(types.NewBytesBuffer(data), nil, c.sent(conn, data, written))
-}
-
-// sent returns the send callback of a message whose last packet is p.
-func (c *socketClient) sent(conn engine.Socket, p []byte, written func()) func(transports.Transport) {
 	t := conn.Transport()
 	recycle := !conn.Upgraded() && t != nil && t.Name() == transports.WEBSOCKET
-	if written != nil {
-		c.written.Store(written)
-	}
+	var done func(transports.Transport)
 	switch {
 	case recycle:
-		return func(transports.Transport) {
-			terminal.Recycle(p)
+		done = func(transports.Transport) {
+			terminal.Recycle(packet)
 			if written != nil {
 				written()
 			}
 		}
 	case written != nil:
-		return func(transports.Transport) { written() }
+		done = func(transports.Transport) { written() }
 	}
+	if written != nil {
+		c.written.Store(written)
+	}
+	conn.Write(types.NewStringBuffer(packet), nil, done)
+}
+
+// OutputBinary writes the header of a binary ssh-output message and its
+// attachment. Unlike Output's, its send callback is not the engine's: the
+// engine pairs callbacks with packets in a way that races with its own
+// flush when the transport turns writable, and a callback that lost that
+// race waits for the next packet (a ping, seconds later) while the
+// terminal's output waits for it. Writing the header just before the
+// attachment hit that race often. The attachment calls written instead
+// once the engine has encoded (copied) it, just before writing it.
+func (c *socketClient) OutputBinary(head, data []byte, written func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if written != nil {
+		c.written.Store(written)
+	}
+	conn := c.sock.Conn()
+	conn.Write(types.NewStringBuffer(head), nil, nil)
+	conn.Write(&attachment{Reader: bytes.NewReader(data), data: data, written: written}, nil, nil)
+}
+
+// attachment is a binary message's data as the engine takes it: the
+// engine closes a packet's data once it has encoded it.
+type attachment struct {
+	*bytes.Reader
+	data    []byte
+	written func()
+	once    sync.Once
+}
+
+// Close recycles the data and lets the terminal's next output go.
+func (a *attachment) Close() error {
+	a.once.Do(func() {
+		terminal.Recycle(a.data)
+		if a.written != nil {
+			a.written()
+		}
+	})
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/alfresco-ssh/alfresco-ssh/internal/lightssh"
 	"github.com/alfresco-ssh/alfresco-ssh/terminal"
@@ -19,27 +20,28 @@ func (f *fixture) startBinary(t *testing.T, c *client, resume bool) (*terminal.T
 	return term, c.waitReady()
 }
 
-// TestBinaryOutput: with binary output the client gets the remote's
-// bytes as they are (the flood's invalid UTF-8 included, which text
-// output turns into U+FFFD), one message at a time through the gate;
-// the closing message stays text.
+// decoded is output as a page shows it: invalid bytes as U+FFFD.
+func decoded(s string) string { return string([]rune(s)) }
+
+// TestBinaryOutput: with binary output a large read goes to the client
+// as the remote's bytes (the flood's invalid UTF-8 included, which text
+// turns into U+FFFD), one message at a time through the gate, each
+// ending on a whole character; a keystroke's echo and the closing
+// message go as text; decoded, the output is the remote's.
 func TestBinaryOutput(t *testing.T) {
 	f := newFixture(t, nil)
 	c := newClient(t)
 	c.hold = true
 	term, _ := f.startBinary(t, c, false)
 	term.Input("flood 300000\r")
-	want := "flood 300000\r\n" + string(lightssh.FloodData(300000))
+	want := decoded("flood 300000\r\n" + string(lightssh.FloodData(300000)))
 	for done := false; !done; {
 		var held []func()
 		c.waitFor("a message or all the flood", func() bool {
 			held, c.held = c.held, nil
-			done = c.outputLocked() == want
-			return done || len(held) > 0 || len(c.outputLocked()) > len(want)
+			done = decoded(c.outputLocked()) == want
+			return done || len(held) > 0 || len(c.outputLocked()) > 2*len(want)
 		})
-		if got := c.output(); len(got) > len(want) || got != want[:len(got)] {
-			t.Fatalf("binary output: got %d bytes that are not the %d the remote sent", len(got), len(want))
-		}
 		for _, written := range held {
 			written()
 		}
@@ -48,11 +50,26 @@ func TestBinaryOutput(t *testing.T) {
 	if m := c.closing(); m.Output != "\r\n\x1b[91mConnection closed.\x1b[0m\r\n" || m.Binary {
 		t.Errorf("closing message: got %+v, want the red text 'Connection closed.'", m)
 	}
-	for _, m := range c.snapshot()[:len(c.snapshot())-1] {
-		if !m.Binary || m.Seq != 0 {
-			t.Fatalf("message %+v: want binary output, not numbered", m)
+	ms := c.snapshot()
+	if ms[0].Binary || !strings.HasPrefix(ms[0].Output, "flood 300000\r\n") {
+		t.Errorf("first message (binary %v): want the echo, as text", ms[0].Binary)
+	}
+	binary := 0
+	for _, m := range ms {
+		if m.Seq != 0 {
+			t.Fatalf("message %+v: numbered, want not", m)
+		}
+		if m.Binary {
+			binary++
+			if r, _ := utf8.DecodeLastRuneInString(m.Output); len(m.Output) < 8<<10 || (r == utf8.RuneError && utf8.RuneStart(m.Output[len(m.Output)-1]) && m.Output[len(m.Output)-1] >= 0xc2 && m.Output[len(m.Output)-1] <= 0xf4) {
+				t.Fatalf("binary message of %d bytes ending %q: want 8 KiB or more, ending on a whole character", len(m.Output), m.Output[max(0, len(m.Output)-4):])
+			}
 		}
 	}
+	if binary == 0 {
+		t.Error("no binary message")
+	}
+	t.Logf("%d messages, %d binary", len(ms), binary)
 	waitDone(t, term)
 }
 
@@ -76,16 +93,23 @@ func TestBinaryResume(t *testing.T) {
 	if r := c2.waitReady(); !r.Resumed {
 		t.Fatalf("connection-ready of the resume: got %+v, want resumed", r)
 	}
-	want := "flood 300000\r\n" + string(lightssh.FloodData(300000))
-	got := func() string { return text(ms1, last) + text(c2.messages, 0) }
+	want := decoded("flood 300000\r\n" + string(lightssh.FloodData(300000)))
+	got := func() string { return decoded(text(ms1, last) + text(c2.messages, 0)) }
 	c2.waitFor("the whole flood", acking(c2, t2, func() bool { return len(got()) >= len(want) }))
 	if g := got(); g != want {
 		t.Errorf("binary output across the resume: got %d bytes, want the remote's %d, every byte once", len(g), len(want))
 	}
+	binary := 0
 	for i, m := range append(ms1[:last], c2.snapshot()...) {
-		if m.Seq != uint64(i+1) || !m.Binary {
-			t.Fatalf("message %d: got seq %d, binary %v; want seq %d, binary", i, m.Seq, m.Binary, i+1)
+		if m.Seq != uint64(i+1) {
+			t.Fatalf("message %d: got seq %d, want %d", i, m.Seq, i+1)
 		}
+		if m.Binary {
+			binary++
+		}
+	}
+	if binary == 0 {
+		t.Error("no binary message")
 	}
 	t2.Input("exit\r")
 	if m := c2.closing(); m.Binary || m.Seq == 0 || !strings.Contains(m.Output, "Connection closed.") {

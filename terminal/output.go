@@ -216,38 +216,69 @@ func nextSize(size, n int) int {
 	return size
 }
 
-// copyBinary is copyOutput for a client that takes output as bytes
-// (StartOptions.Binary): what a read yields goes out as it is, with no
-// escaping and no copy, and the client decodes the UTF-8 stream itself.
-// Each read gets a new buffer, which the client recycles once written.
+// binaryMin is the least output that goes as bytes to a client that
+// takes them (StartOptions.Binary); less, such as a keystroke's echo or a
+// prompt, goes as text: one websocket frame instead of two, and escaping
+// that little costs less than the second frame.
+const binaryMin = 8 << 10
+
+// copyBinary is copyOutput for a client that takes output as bytes: a
+// read of binaryMin or more goes out as it is, with no escaping and no
+// copy, in a buffer the client recycles once written; a smaller one as
+// text. Either way a message holds whole characters: an incomplete one at
+// the end of a read stays at the start of the buffer for the next read.
 func (t *Terminal) copyBinary(ctx context.Context, r io.Reader) error {
-	size := minBuf
+	buf, held := readBuffer(minBuf), 0
 	for {
-		var buf []byte
-		if size < 1<<minPooled {
-			buf = make([]byte, size) // an idle pump's: small, not pooled
-		} else {
-			buf = packetBuffer(size)[:size]
-		}
-		n, err := r.Read(buf)
+		n, err := r.Read(buf[held:])
 		if n > 0 {
 			t.Touch()
 			t.bytesOut.Add(uint64(n))
 			t.m.output.Add(uint64(n))
-			if err := t.send(ctx, message{packet: t.m.binaryHead(t.rs != nil), data: buf[:n]}); err != nil {
-				return err
+			p := buf[:held+n]
+			whole := p[:incompleteTail(p)]
+			m, next := message{}, buf
+			if size := nextSize(len(buf), len(p)); len(whole) >= binaryMin {
+				m.packet, m.data, next = t.m.binaryHead(t.rs != nil), whole, readBuffer(size)
+			} else {
+				m.packet, _ = t.m.outputPacket(appendEscaped(t.m.outputHead(len(whole)), whole))
+				if size != len(buf) {
+					next = readBuffer(size)
+				}
 			}
-		} else {
-			Recycle(buf)
+			held = copy(next, p[len(whole):])
+			if &next[0] != &buf[0] && m.data == nil {
+				Recycle(buf) // read from and escaped: ours to give back
+			}
+			buf = next
+			if len(whole) > 0 {
+				if err := t.send(ctx, m); err != nil {
+					return err
+				}
+			}
 		}
 		if err != nil {
+			if held > 0 {
+				text := utf8Stream{carry: buf[:held]}
+				if msg, ok := t.m.outputPacket(text.flush(t.m.outputHead(0))); ok {
+					t.send(ctx, message{packet: msg})
+				}
+			}
 			if errors.Is(err, io.EOF) {
 				return nil
 			}
 			return err
 		}
-		size = nextSize(size, n)
 	}
+}
+
+// readBuffer returns a pump's read buffer of size bytes: from the pools
+// when it is large enough to be one's.
+func readBuffer(size int) []byte {
+	if size < 1<<minPooled {
+		return make([]byte, size)
+	}
+	return packetBuffer(size)[:size]
 }
 
 // send sends one ssh-output message of terminal output once the

@@ -226,8 +226,8 @@ type StartOptions struct {
 	// Resume: the session survives the client's leaving (resume.go);
 	// without Config.ResumeWindow it is ignored.
 	Resume bool
-	// Binary: output goes to Client.OutputBinary as the bytes the remote
-	// sent, not escaped into text.
+	// Binary: large output goes to Client.OutputBinary as the bytes the
+	// remote sent, not escaped into text (see copyBinary).
 	Binary bool
 }
 

@@ -566,9 +566,9 @@
     if (alfresco.state === "ended" || !data) {
       return;
     }
-    // Terminal output comes as bytes (binary_output), which xterm.js
-    // decodes as one UTF-8 stream; notices and the closing message, and
-    // all output from a server without the extension, as text.
+    // Large output comes as bytes (binary_output; xterm.js decodes the
+    // UTF-8), small output, notices and the closing message as text, and
+    // all output as text from a server without the extension.
     let output = data.output;
     if (output instanceof ArrayBuffer) {
       output = new Uint8Array(output);

@@ -281,7 +281,10 @@ func checkBinaryOutput(t *testing.T, p *page) {
 	}`, nil, nil)
 	const n = 3000
 	tag := randomTag()
-	p.run(fmt.Sprintf(`awk 'BEGIN { for (i = 1; i <= %d; i++) printf "\303\251\342\202\254\360\237\230\200 %%d\n", i }'; echo done-%s`, n, tag))
+	// 2 MB of filler first: reads of 8 KiB or more (which go as bytes)
+	// come once the remote is ahead of the gateway, which a longer flood
+	// makes sure of.
+	p.run(fmt.Sprintf(`head -c 2000000 /dev/zero | tr '\0' x; echo; awk 'BEGIN { for (i = 1; i <= %d; i++) printf "\303\251\342\202\254\360\237\230\200 %%d\n", i }'; echo done-%s`, n, tag))
 	p.waitLine("done-" + tag)
 	var lines []string
 	p.eval(`() => `+linesJS, nil, &lines)

@@ -125,6 +125,10 @@ type Config struct {
 	// a session keeps unacknowledged (default 256 KiB).
 	ResumeWindow time.Duration
 	ResumeBuffer int
+	// BinaryMin is the least output read at once that goes as bytes to a
+	// client that asked for binary output (default 8 KiB; tests lower it
+	// to make every message binary).
+	BinaryMin int
 	// Observers are told about every terminal (metrics, audit).
 	Observers []terminal.Observer
 	// FilesAudit, when set, is told about every finished file transfer.
@@ -283,6 +287,7 @@ func New(cfg Config) (*Server, error) {
 		OutputHead:         outputHead,
 		OutputTail:         outputTail,
 		BinaryHead:         binaryHead,
+		BinaryMin:          cfg.BinaryMin,
 		Observers:          cfg.Observers,
 		ResumeWindow:       cfg.ResumeWindow,
 		ResumeBuffer:       cfg.ResumeBuffer,

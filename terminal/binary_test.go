@@ -78,7 +78,10 @@ func TestBinaryOutput(t *testing.T) {
 // them, every byte once.
 func TestBinaryResume(t *testing.T) {
 	const buffer = 16 << 10
-	f := newFixture(t, resumable(time.Minute, buffer))
+	f := newFixture(t, func(c *terminal.Config) {
+		resumable(time.Minute, buffer)(c)
+		c.BinaryMin = 1 // every message binary, whatever the reads' sizes
+	})
 	c1 := newClient(t)
 	term, r := f.startBinary(t, c1, true)
 	term.Input("flood 300000\r")

@@ -78,7 +78,10 @@ type Config struct {
 	// BinaryHead is the client's framing before the payload object of a
 	// binary ssh-output message (StartOptions.Binary), whose "output" is
 	// the placeholder of its one attachment; OutputTail ends it too.
+	// BinaryMin is the least output read at once that goes as bytes
+	// (default DefaultBinaryMin).
 	BinaryHead string
+	BinaryMin  int
 	// FilesTokens gives every running terminal a files token, sent in
 	// connection-ready and looked up by FilesTerminal.
 	FilesTokens bool
@@ -147,6 +150,9 @@ type Manager struct {
 func NewManager(cfg Config) *Manager {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.BinaryMin <= 0 {
+		cfg.BinaryMin = DefaultBinaryMin
 	}
 	if cfg.SSH.KeepaliveCount <= 0 {
 		cfg.SSH.KeepaliveCount = 3

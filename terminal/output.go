@@ -216,14 +216,15 @@ func nextSize(size, n int) int {
 	return size
 }
 
-// binaryMin is the least output that goes as bytes to a client that
-// takes them (StartOptions.Binary); less, such as a keystroke's echo or a
-// prompt, goes as text: one websocket frame instead of two, and escaping
-// that little costs less than the second frame.
-const binaryMin = 8 << 10
+// DefaultBinaryMin is the least output read at once that goes as bytes
+// to a client that takes them (StartOptions.Binary, Config.BinaryMin);
+// less, such as a keystroke's echo or a prompt, goes as text: one
+// websocket frame instead of two, and escaping that little costs less
+// than the second frame.
+const DefaultBinaryMin = 8 << 10
 
 // copyBinary is copyOutput for a client that takes output as bytes: a
-// read of binaryMin or more goes out as it is, with no escaping and no
+// read of Config.BinaryMin or more goes out as it is, with no escaping and no
 // copy, in a buffer the client recycles once written; a smaller one as
 // text. Either way a message holds whole characters: an incomplete one at
 // the end of a read stays at the start of the buffer for the next read.
@@ -238,7 +239,7 @@ func (t *Terminal) copyBinary(ctx context.Context, r io.Reader) error {
 			p := buf[:held+n]
 			whole := p[:incompleteTail(p)]
 			m, next := message{}, buf
-			if size := nextSize(len(buf), len(p)); len(whole) >= binaryMin {
+			if size := nextSize(len(buf), len(p)); len(whole) >= t.m.cfg.BinaryMin {
 				m.packet, m.data, next = t.m.binaryHead(t.rs != nil), whole, readBuffer(size)
 			} else {
 				m.packet, _ = t.m.outputPacket(appendEscaped(t.m.outputHead(len(whole)), whole))

@@ -170,40 +170,6 @@ func (t *Terminal) pumpEnded(stdout bool, err error) {
 // remote floods, and shrinks back when it idles.
 const minBuf, maxBuf = 512, 256 << 10
 
-// copyOutput is pump's loop.
-func (t *Terminal) copyOutput(ctx context.Context, r io.Reader) error {
-	if t.binary {
-		return t.copyBinary(ctx, r)
-	}
-	var text utf8Stream
-	buf := make([]byte, minBuf)
-	for {
-		n, err := r.Read(buf)
-		if n > 0 {
-			t.Touch()
-			t.bytesOut.Add(uint64(n))
-			t.m.output.Add(uint64(n))
-			if msg, ok := t.m.outputPacket(text.appendJSON(t.m.outputHead(n), buf[:n])); ok {
-				if err := t.send(ctx, message{packet: msg}); err != nil {
-					return err
-				}
-			}
-		}
-		if err != nil {
-			if msg, ok := t.m.outputPacket(text.flush(t.m.outputHead(0))); ok {
-				t.send(ctx, message{packet: msg})
-			}
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			return err
-		}
-		if size := nextSize(len(buf), n); size != len(buf) {
-			buf = make([]byte, size)
-		}
-	}
-}
-
 // nextSize is the size of a pump's next read buffer after a read of n
 // bytes into one of size bytes.
 func nextSize(size, n int) int {
@@ -223,39 +189,18 @@ func nextSize(size, n int) int {
 // than the second frame.
 const DefaultBinaryMin = 8 << 10
 
-// copyBinary is copyOutput for a client that takes output as bytes: a
-// read of Config.BinaryMin or more goes out as it is, with no escaping and no
-// copy, in a buffer the client recycles once written; a smaller one as
-// text. Either way a message holds whole characters: an incomplete one at
-// the end of a read stays at the start of the buffer for the next read.
-func (t *Terminal) copyBinary(ctx context.Context, r io.Reader) error {
+// copyOutput is pump's loop. Each read becomes one message of whole
+// characters: an incomplete one at the end of a read stays at the start
+// of the buffer for the next read, and is lost only if the output ends
+// there (then it shows as U+FFFD).
+func (t *Terminal) copyOutput(ctx context.Context, r io.Reader) error {
 	buf, held := readBuffer(minBuf), 0
 	for {
 		n, err := r.Read(buf[held:])
 		if n > 0 {
-			t.Touch()
-			t.bytesOut.Add(uint64(n))
-			t.m.output.Add(uint64(n))
-			p := buf[:held+n]
-			whole := p[:incompleteTail(p)]
-			m, next := message{}, buf
-			if size := nextSize(len(buf), len(p)); len(whole) >= t.m.cfg.BinaryMin {
-				m.packet, m.data, next = t.m.binaryHead(t.rs != nil), whole, readBuffer(size)
-			} else {
-				m.packet, _ = t.m.outputPacket(appendEscaped(t.m.outputHead(len(whole)), whole))
-				if size != len(buf) {
-					next = readBuffer(size)
-				}
-			}
-			held = copy(next, p[len(whole):])
-			if &next[0] != &buf[0] && m.data == nil {
-				Recycle(buf) // read from and escaped: ours to give back
-			}
-			buf = next
-			if len(whole) > 0 {
-				if err := t.send(ctx, m); err != nil {
-					return err
-				}
+			var sendErr error
+			if buf, held, sendErr = t.sendRead(ctx, buf, held, n); sendErr != nil {
+				return sendErr
 			}
 		}
 		if err != nil {
@@ -271,6 +216,42 @@ func (t *Terminal) copyBinary(ctx context.Context, r io.Reader) error {
 			return err
 		}
 	}
+}
+
+// sendRead sends the whole characters of what buf holds (held bytes
+// kept from before, then n read) and returns the buffer for the next
+// read, holding the rest. For a client
+// that takes output as bytes (StartOptions.Binary), Config.BinaryMin or
+// more go out as they are, with no escaping and no copy, in a buffer the
+// client recycles once written; anything else goes as text. It is not
+// inlined: its frame would enlarge copyOutput's, which every idle pump
+// holds while it waits in Read (see pump).
+//
+//go:noinline
+func (t *Terminal) sendRead(ctx context.Context, buf []byte, held, n int) (next []byte, rest int, err error) {
+	t.Touch()
+	t.bytesOut.Add(uint64(n))
+	t.m.output.Add(uint64(n))
+	p := buf[:held+n]
+	whole := p[:incompleteTail(p)]
+	var m message
+	next = buf
+	if size := nextSize(len(buf), len(p)); t.binary && len(whole) >= t.m.cfg.BinaryMin {
+		m.packet, m.data, next = t.m.binaryHead(t.rs != nil), whole, readBuffer(size)
+	} else {
+		m.packet, _ = t.m.outputPacket(appendEscaped(t.m.outputHead(len(whole)), whole))
+		if size != len(buf) {
+			next = readBuffer(size)
+		}
+	}
+	rest = copy(next, p[len(whole):])
+	if &next[0] != &buf[0] && m.data == nil {
+		Recycle(buf) // read from and escaped: ours to give back
+	}
+	if len(whole) > 0 {
+		err = t.send(ctx, m)
+	}
+	return next, rest, err
 }
 
 // readBuffer returns a pump's read buffer of size bytes: from the pools

@@ -227,7 +227,7 @@ type StartOptions struct {
 	// without Config.ResumeWindow it is ignored.
 	Resume bool
 	// Binary: large output goes to Client.OutputBinary as the bytes the
-	// remote sent, not escaped into text (see copyBinary).
+	// remote sent, not escaped into text (see copyOutput).
 	Binary bool
 }
 
